@@ -1,0 +1,53 @@
+# closecast: every target installs what it needs first (idempotent, quick when already done).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell tools/find-python.sh)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help install demo up test test-fast lint format build bench clean
+
+help:
+	@echo "make demo   - start the local cloud, stream sample rows, read them back through the HTTP API"
+	@echo "make test   - unit, integration and end-to-end tests"
+	@echo "make lint   - ruff + mypy + template lint"
+	@echo "make build  - sam build (zip functions and the layer)"
+	@echo "make bench  - benchmarks -> benchmarks/results.json"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/closecast demo
+
+up: install
+	$(BIN)/closecast up
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/sam validate --lint --template template.yaml
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+build: install
+	$(BIN)/sam build --template template.yaml
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf .aws-sam .closecast .pytest_cache .mypy_cache .ruff_cache

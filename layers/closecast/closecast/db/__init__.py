@@ -1,0 +1,1 @@
+"""Data access through the RDS Data API."""

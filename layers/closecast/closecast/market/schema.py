@@ -1,0 +1,125 @@
+"""The auction snapshot: one row per (date_id, seconds_in_bucket, stock_id), in the Kaggle schema."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SNAPSHOTS_PER_DAY = 55
+SECONDS_STEP = 10
+LAST_SECOND = 540
+N_STOCKS = 200
+
+# Kaggle's column order (train.csv); test.csv has the same columns less `target`.
+KAGGLE_COLUMNS: tuple[str, ...] = (
+    "stock_id",
+    "date_id",
+    "seconds_in_bucket",
+    "imbalance_size",
+    "imbalance_buy_sell_flag",
+    "reference_price",
+    "matched_size",
+    "far_price",
+    "near_price",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+    "wap",
+    "target",
+    "time_id",
+    "row_id",
+)
+PRICE_COLUMNS: tuple[str, ...] = ("reference_price", "far_price", "near_price", "bid_price", "ask_price", "wap")
+SIZE_COLUMNS: tuple[str, ...] = ("imbalance_size", "matched_size", "bid_size", "ask_size")
+
+
+def time_id_of(date_id: int, seconds_in_bucket: int) -> int:
+    return date_id * SNAPSHOTS_PER_DAY + seconds_in_bucket // SECONDS_STEP
+
+
+def row_id_of(date_id: int, seconds_in_bucket: int, stock_id: int) -> str:
+    return f"{date_id}_{seconds_in_bucket}_{stock_id}"
+
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Size = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _nan_to_none(value: Any) -> Any:
+    if value == "" or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+class Snapshot(BaseModel):
+    """One validated auction snapshot. `time_id` and `row_id` are derived when absent and checked when given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stock_id: int = Field(ge=0, le=10_000)
+    date_id: int = Field(ge=0)
+    seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND)
+    imbalance_size: Size | None = None
+    imbalance_buy_sell_flag: int
+    reference_price: Price | None = None
+    matched_size: Size | None = None
+    far_price: Price | None = None
+    near_price: Price | None = None
+    bid_price: Price | None = None
+    bid_size: Size | None = None
+    ask_price: Price | None = None
+    ask_size: Size | None = None
+    wap: Price | None = None
+    target: FiniteFloat | None = None
+    time_id: int | None = None
+    row_id: str | None = None
+
+    @field_validator(
+        "imbalance_size",
+        "reference_price",
+        "matched_size",
+        "far_price",
+        "near_price",
+        "bid_price",
+        "bid_size",
+        "ask_price",
+        "ask_size",
+        "wap",
+        "target",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_null(cls, value: Any) -> Any:
+        return _nan_to_none(value)
+
+    @field_validator("imbalance_buy_sell_flag")
+    @classmethod
+    def _flag(cls, value: int) -> int:
+        if value not in (-1, 0, 1):
+            raise ValueError("must be one of -1, 0, 1")
+        return value
+
+    @field_validator("seconds_in_bucket")
+    @classmethod
+    def _step(cls, value: int) -> int:
+        if value % SECONDS_STEP:
+            raise ValueError(f"must be a multiple of {SECONDS_STEP}")
+        return value
+
+    @model_validator(mode="after")
+    def _keys(self) -> Snapshot:
+        expected_time = time_id_of(self.date_id, self.seconds_in_bucket)
+        expected_row = row_id_of(self.date_id, self.seconds_in_bucket, self.stock_id)
+        if self.time_id is None:
+            object.__setattr__(self, "time_id", expected_time)
+        elif self.time_id != expected_time:
+            raise ValueError(f"time_id {self.time_id} != date_id*55 + seconds_in_bucket/10 = {expected_time}")
+        if self.row_id is None:
+            object.__setattr__(self, "row_id", expected_row)
+        elif self.row_id != expected_row:
+            raise ValueError(f"row_id {self.row_id!r} != {expected_row!r}")
+        return self

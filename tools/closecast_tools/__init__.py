@@ -1,0 +1,1 @@
+"""closecast tools: CLI, local cloud, market generator and replay (never deployed)."""

@@ -1,0 +1,1 @@
+"""Synthetic market and replay."""
