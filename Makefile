@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help install demo up test test-fast lint format build bench clean
 

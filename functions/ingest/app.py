@@ -1,0 +1,43 @@
+"""Lambda entry point: Kinesis auction snapshots -> stock_data (partial batch responses)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from closecast import aws, ingest
+from closecast.config import IngestConfig, cached
+from closecast.db.data_api import DataApi
+
+logger = Logger()
+metrics = Metrics()
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = cached(IngestConfig)
+    api = DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+    s3 = aws.client("s3")
+
+    def quarantine(rejection: ingest.Rejection) -> None:
+        key = ingest.quarantine_key(config.quarantine_prefix, rejection)
+        body = json.dumps(ingest.quarantine_document(rejection)).encode()
+        s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
+        logger.warning("record quarantined", extra={"key": key, "reason": rejection.reason})
+
+    records = ingest.records_from_event(event)
+    outcome = ingest.process_batch(api, records, quarantine)
+    metrics.add_metric("RecordsReceived", MetricUnit.Count, len(records))
+    metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.rows_written)
+    metrics.add_metric("TargetsRevealed", MetricUnit.Count, outcome.targets_revealed)
+    metrics.add_metric("RecordsQuarantined", MetricUnit.Count, len(outcome.rejections))
+    metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed_sequence_numbers))
+    logger.info("batch processed", extra={"records": len(records), "rows": outcome.rows_written,
+                                           "quarantined": len(outcome.rejections),
+                                           "failed": len(outcome.failed_sequence_numbers)})
+    return outcome.response()

@@ -1,0 +1,42 @@
+"""Lambda entry point: applies the SQL migrations through the Data API.
+
+Invoked by CloudFormation as a custom resource on deploy (Create/Update migrate, Delete keeps the data), or
+directly (`{"action": "migrate"}`), which is what the local cloud does at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from closecast import aws
+from closecast.config import DatabaseConfig, cached
+from closecast.custom_resource import send_response
+from closecast.db.data_api import DataApi
+from closecast.db.migrations import apply_migrations
+
+logger = Logger()
+
+
+def _migrate() -> list[str]:
+    config = cached(DatabaseConfig)
+    api = DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+    applied = apply_migrations(api)
+    logger.info("migrations applied", extra={"applied": applied})
+    return applied
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "RequestType" not in event:  # direct invocation
+        return {"applied": _migrate()}
+    try:
+        applied = _migrate() if event["RequestType"] in ("Create", "Update") else []
+    except Exception as exc:
+        logger.exception("migration failed")
+        send_response(event, success=False, reason=f"{type(exc).__name__}: {exc}")
+        return {"applied": [], "error": str(exc)}
+    send_response(event, success=True, data={"Applied": ",".join(applied)}, physical_id="closecast-migrations")
+    return {"applied": applied}

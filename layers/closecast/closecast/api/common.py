@@ -1,0 +1,136 @@
+"""What every REST resource shares: the resolver, page parameters, the page envelope and error responses.
+
+Every error leaves here as JSON: `{"message": ..., "errors": [{"field", "location", "message"}]}` with a 4xx
+for the caller's faults and 5xx (no internals) for ours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any, Generic, TypeVar
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+
+from closecast.config import ApiConfig, ConfigurationError
+from closecast.db.data_api import DataApi
+from closecast.db.errors import DataApiError, TransientDatabaseError
+from closecast.errors import Conflict, InvalidInput, NotFound
+
+logger = Logger(child=True)
+
+T = TypeVar("T")
+
+
+class PageEnvelope(BaseModel, Generic[T]):
+    total_results: int = Field(ge=0)
+    total_pages: int = Field(ge=0)
+    page: int = Field(ge=1)
+    page_size: int = Field(ge=1)
+    data: list[T]
+
+
+class ErrorDetail(BaseModel):
+    field: str | None
+    location: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    errors: list[ErrorDetail] = []
+
+
+def error_response(status: HTTPStatus, message: str, errors: Iterable[dict[str, Any]] = ()) -> Response[str]:
+    body = ErrorBody(message=message, errors=[ErrorDetail(**e) for e in errors])
+    return Response(
+        status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body.model_dump_json()
+    )
+
+
+def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
+    details = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        location = loc[0] if loc else "request"
+        field = ".".join(loc[1:]) or None
+        details.append({"field": field, "location": location, "message": str(err.get("msg", "invalid"))})
+    return details
+
+
+def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
+    """A resolver with validation on and closecast's error mapping. `allowed_query` maps a path to the query
+    parameters it takes, so that an unknown one (a typo such as `?dateid=`) is refused instead of ignored."""
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[str]:
+        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "request validation failed", _validation_details(exc))
+
+    @app.exception_handler(InvalidInput)
+    def _bad(exc: InvalidInput) -> Response[str]:
+        return error_response(HTTPStatus.BAD_REQUEST, exc.message, [exc.detail()])
+
+    @app.exception_handler(NotFound)
+    def _missing(exc: NotFound) -> Response[str]:
+        return error_response(HTTPStatus.NOT_FOUND, str(exc))
+
+    @app.exception_handler(Conflict)
+    def _conflict(exc: Conflict) -> Response[str]:
+        return error_response(HTTPStatus.CONFLICT, str(exc))
+
+    @app.exception_handler(TransientDatabaseError)
+    def _busy(exc: TransientDatabaseError) -> Response[str]:
+        logger.warning("database not available", extra={"error": str(exc)})
+        return Response(
+            status_code=int(HTTPStatus.SERVICE_UNAVAILABLE),
+            content_type=content_types.APPLICATION_JSON,
+            body=ErrorBody(message="database is waking up or busy; retry shortly").model_dump_json(),
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(DataApiError)
+    def _db(exc: DataApiError) -> Response[str]:
+        logger.exception("database error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    @app.exception_handler(ConfigurationError)
+    def _config(exc: ConfigurationError) -> Response[str]:
+        logger.exception("configuration error")
+        return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    if allowed_query:
+
+        def _reject_unknown_query(app_: APIGatewayHttpResolver, next_middleware: Callable[..., Any]) -> Any:
+            path = app_.current_event.path.rstrip("/") or "/"
+            allowed = allowed_query.get(path)
+            if allowed is not None:
+                unknown = sorted(set(app_.current_event.query_string_parameters or {}) - allowed)
+                if unknown:
+                    return error_response(
+                        HTTPStatus.BAD_REQUEST,
+                        f"unknown query parameter(s): {', '.join(unknown)}",
+                        [{"field": name, "location": "query", "message": "unknown parameter"} for name in unknown],
+                    )
+            return next_middleware(app_)
+
+        app.use([_reject_unknown_query])
+
+    return app
+
+
+def parse_json_body(raw: str | None) -> Any:
+    if not raw:
+        raise InvalidInput("request body is empty; expected JSON", field=None)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not JSON: {exc.msg} at char {exc.pos}", field=None) from exc
+
+
+def data_api(config: ApiConfig, client: Any) -> DataApi:
+    return DataApi(client, config.cluster_arn, config.secret_arn, config.database)

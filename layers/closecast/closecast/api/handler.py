@@ -1,0 +1,46 @@
+"""Builds a Lambda handler for one REST resource: validated config, an injected Data API, one resolver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from closecast import aws
+from closecast.api.common import error_response, new_resolver
+from closecast.config import ApiConfig, ConfigurationError, cached
+from closecast.db.data_api import DataApi
+
+logger = Logger()
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+@lru_cache(maxsize=1)
+def _data_api() -> DataApi:
+    config = cached(ApiConfig)
+    return DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+
+
+def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
+    app = new_resolver(allowed_query)
+    app.include_router(router)
+
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            api = _data_api()
+        except ConfigurationError:
+            logger.exception("invalid function configuration")
+            response = error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+            return {"statusCode": response.status_code, "headers": {"Content-Type": "application/json"},
+                    "body": response.body}
+        app.append_context(api=api)
+        return app.resolve(event, context)
+
+    return handler

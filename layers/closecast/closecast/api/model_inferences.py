@@ -1,0 +1,64 @@
+"""/model-inferences/: one record per (model, day) of predictions (the predictions file lives in S3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, Field
+
+from closecast.api.common import PageEnvelope
+from closecast.db import tables
+from closecast.db.data_api import DataApi
+from closecast.db.listing import PageRequest
+from closecast.errors import InvalidInput
+
+router = Router()
+
+LIST_PARAMS = {"page", "page_size", "model_id", "date_id"}
+
+
+class ModelInferenceCreate(BaseModel):
+    model_id: int = Field(ge=1)
+    date_id: int = Field(ge=0)
+    predictions_uri: str = Field(pattern=r"^s3://[^/]+/.+")
+    n_rows: int = Field(ge=0)
+    mae: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+
+class ModelInferenceRecord(ModelInferenceCreate):
+    id: int
+    created_at: dt.datetime
+
+
+def _api() -> DataApi:
+    api: DataApi = router.context["api"]
+    return api
+
+
+@router.get("/model-inferences", summary="List model inferences")
+@router.get("/model-inferences/", include_in_schema=False)
+def list_model_inferences(
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    model_id: Annotated[int | None, Query(ge=1)] = None,
+    date_id: Annotated[int | None, Query(ge=0)] = None,
+) -> PageEnvelope[ModelInferenceRecord]:
+    result = tables.list_model_inferences(_api(), PageRequest(page, page_size), model_id=model_id, date_id=date_id)
+    return PageEnvelope[ModelInferenceRecord].model_validate(result.envelope())
+
+
+@router.post("/model-inferences", summary="Record a day's predictions")
+@router.post("/model-inferences/", include_in_schema=False)
+def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Response[Any]:
+    api = _api()
+    if not tables.model_exists(api, body.model_id):
+        raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")
+    record = tables.insert_model_inference(api, body.model_dump())
+    return Response(
+        status_code=201, content_type=content_types.APPLICATION_JSON,
+        body=ModelInferenceRecord.model_validate(record).model_dump_json(),
+    )

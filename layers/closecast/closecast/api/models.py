@@ -1,0 +1,68 @@
+"""/models/: trained model records (the files themselves live in S3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, Field
+
+from closecast.api.common import PageEnvelope
+from closecast.db import tables
+from closecast.db.data_api import DataApi
+from closecast.db.listing import PageRequest
+from closecast.errors import InvalidInput
+
+router = Router()
+
+LIST_PARAMS = {"page", "page_size", "name"}
+
+
+class ModelCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: int | None = Field(default=None, ge=1)
+    artifact_uri: str = Field(pattern=r"^s3://[^/]+/.+")
+    metadata_uri: str | None = Field(default=None, pattern=r"^s3://[^/]+/.+")
+    parent_id: int | None = Field(default=None, ge=1)
+    last_trained_date_id: int | None = Field(default=None, ge=0)
+    feature_set: str = Field(min_length=1, max_length=100)
+    params: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+
+
+class ModelRecord(ModelCreate):
+    id: int
+    version: int  # type: ignore[assignment]
+    created_at: dt.datetime
+
+
+def _api() -> DataApi:
+    api: DataApi = router.context["api"]
+    return api
+
+
+@router.get("/models", summary="List models")
+@router.get("/models/", include_in_schema=False)
+def list_models(
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    name: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> PageEnvelope[ModelRecord]:
+    result = tables.list_models(_api(), PageRequest(page, page_size), name=name)
+    return PageEnvelope[ModelRecord].model_validate(result.envelope())
+
+
+@router.post("/models", summary="Register a model")
+@router.post("/models/", include_in_schema=False)
+def create_model(body: Annotated[ModelCreate, Body()]) -> Response[Any]:
+    api = _api()
+    if body.parent_id is not None and not tables.model_exists(api, body.parent_id):
+        raise InvalidInput(f"model {body.parent_id} does not exist", field="parent_id")
+    record = tables.insert_model(api, body.model_dump())
+    return Response(
+        status_code=201, content_type=content_types.APPLICATION_JSON,
+        body=ModelRecord.model_validate(record).model_dump_json(),
+    )

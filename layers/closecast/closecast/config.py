@@ -1,0 +1,59 @@
+"""Function configuration: read once from the environment that template.yaml sets, validated, then passed down.
+
+Logic and data access never read `os.environ`; handlers call `load(SomeConfig)` at their entry point.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is missing or has an invalid variable (a deployment fault)."""
+
+
+class _EnvModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class DatabaseConfig(_EnvModel):
+    cluster_arn: str = Field(alias="DB_CLUSTER_ARN", pattern=r"^arn:aws[\w-]*:rds:")
+    secret_arn: str = Field(alias="DB_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
+    database: str = Field(alias="DB_NAME", min_length=1)
+
+
+class ApiConfig(DatabaseConfig):
+    """The REST resource functions."""
+
+    max_page_size: int = Field(default=1000, alias="API_MAX_PAGE_SIZE", ge=1, le=5000)
+
+
+class IngestConfig(DatabaseConfig):
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
+    quarantine_prefix: str = Field(default="quarantine/", alias="QUARANTINE_PREFIX")
+
+
+C = TypeVar("C", bound=_EnvModel)
+
+
+def load(model: type[C], environ: Mapping[str, str] | None = None) -> C:
+    """Parse `model` from the environment; a missing or invalid variable raises ConfigurationError naming it."""
+    source = os.environ if environ is None else environ
+    try:
+        return model.model_validate(dict(source))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc
+
+
+@lru_cache(maxsize=None)
+def cached(model: type[C]) -> C:
+    """`load(model)` once per process (a warm Lambda keeps it)."""
+    return load(model)

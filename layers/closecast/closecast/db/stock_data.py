@@ -1,0 +1,93 @@
+"""All SQL on `stock_data`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from closecast.db.data_api import DataApi
+from closecast.db.listing import PageRequest, PageResult, list_page
+from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
+
+_COLUMNS = ", ".join(KAGGLE_COLUMNS)
+_VALUES = ", ".join(f":{c}" for c in KAGGLE_COLUMNS)
+_KEY = ("date_id", "seconds_in_bucket", "stock_id")
+_UPDATES = ", ".join(
+    f"{c} = EXCLUDED.{c}" for c in KAGGLE_COLUMNS if c not in (*_KEY, "target", "row_id", "time_id")
+)
+
+# Re-delivery is harmless: the natural key decides, features are overwritten with the same values, and a row
+# sent again without its target keeps the target that was revealed meanwhile.
+UPSERT_SQL = (
+    f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_VALUES}) "
+    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
+    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
+)
+
+REVEAL_TARGET_SQL = (
+    "UPDATE stock_data SET target = :target, updated_at = now() "
+    "WHERE date_id = :date_id AND seconds_in_bucket = :seconds_in_bucket AND stock_id = :stock_id"
+)
+
+
+@dataclass(frozen=True)
+class RevealedTarget:
+    date_id: int
+    seconds_in_bucket: int
+    stock_id: int
+    target: float
+
+
+def upsert(api: DataApi, rows: Sequence[Snapshot]) -> int:
+    if not rows:
+        return 0
+    api.batch_execute(UPSERT_SQL, [row.model_dump() for row in rows])
+    return len(rows)
+
+
+def reveal_targets(api: DataApi, targets: Sequence[RevealedTarget]) -> int:
+    if not targets:
+        return 0
+    param_sets = [
+        {"date_id": t.date_id, "seconds_in_bucket": t.seconds_in_bucket, "stock_id": t.stock_id, "target": t.target}
+        for t in targets
+    ]
+    return api.batch_execute(REVEAL_TARGET_SQL, param_sets)
+
+
+@dataclass(frozen=True)
+class StockDataFilter:
+    date_id: int | None = None
+    date_id_from: int | None = None
+    date_id_to: int | None = None
+    stock_id: int | None = None
+    seconds_in_bucket: int | None = None
+    has_target: bool | None = None
+
+
+def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageResult:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for name, clause in (
+        ("date_id", "date_id = :date_id"),
+        ("date_id_from", "date_id >= :date_id_from"),
+        ("date_id_to", "date_id <= :date_id_to"),
+        ("stock_id", "stock_id = :stock_id"),
+        ("seconds_in_bucket", "seconds_in_bucket = :seconds_in_bucket"),
+    ):
+        value = getattr(where, name)
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
+    if where.has_target is not None:
+        clauses.append("target IS NOT NULL" if where.has_target else "target IS NULL")
+    return list_page(
+        api,
+        select=_COLUMNS,
+        table="stock_data",
+        where=clauses,
+        params=params,
+        order_by="date_id, seconds_in_bucket, stock_id",
+        request=page,
+    )

@@ -1,0 +1,30 @@
+"""Domain errors. The API turns each into one HTTP status in `closecast.api.common`; nothing matches on text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CloseCastError(Exception):
+    """Base of the errors the product raises on purpose."""
+
+
+class InvalidInput(CloseCastError):
+    """The caller sent something invalid; `field` names it."""
+
+    def __init__(self, message: str, *, field: str | None = None, location: str = "body") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.location = location
+
+    def detail(self) -> dict[str, Any]:
+        return {"field": self.field, "location": self.location, "message": self.message}
+
+
+class NotFound(CloseCastError):
+    """The resource asked for does not exist."""
+
+
+class Conflict(CloseCastError):
+    """The request conflicts with what is stored (e.g. a duplicate natural key)."""

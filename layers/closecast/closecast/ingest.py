@@ -1,0 +1,227 @@
+"""Kinesis -> stock_data. Validates every record, writes the good rows in as few Data API calls as fit,
+quarantines the bad ones in S3 with their reason, and reports back only what must be delivered again.
+
+Record shapes (JSON, UTF-8):
+- one snapshot row: an object with the Kaggle columns;
+- an envelope: `{"data": [row, ...], "commit": true}` (`commit: false` validates without storing);
+- revealed targets: `{"revealed_targets": [{"date_id", "seconds_in_bucket", "stock_id", "target"}, ...]}`.
+
+Why not one Data API call per record (Powertools' BatchProcessor record handler): a batch of 100 records
+would cost 100 round trips. Here the batch is validated record by record, then written in one call; if that
+call fails for a reason a record carries (a constraint the validation did not catch), records are written one
+by one so that only the offending record is quarantined. Transient faults fail the records they touch, so that
+Kinesis delivers them again from the lowest failed sequence number; upserts make that harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from closecast.db import stock_data
+from closecast.db.data_api import DataApi
+from closecast.db.errors import DataApiError, DatabaseError
+from closecast.market.schema import LAST_SECOND, Snapshot
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: list[Snapshot] = Field(max_length=20_000)
+    commit: bool = True
+
+
+class TargetRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    date_id: int = Field(ge=0)
+    seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND, multiple_of=10)
+    stock_id: int = Field(ge=0)
+    target: float = Field(allow_inf_nan=False)
+
+
+class RevealedTargets(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    revealed_targets: list[TargetRow] = Field(max_length=50_000)
+
+
+@dataclass
+class StreamRecord:
+    sequence_number: str
+    partition_key: str
+    data: bytes
+    shard_id: str = ""
+    arrival: float | None = None
+
+
+@dataclass
+class Rejection:
+    record: StreamRecord
+    reason: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    row_index: int | None = None
+
+
+@dataclass
+class Parsed:
+    record: StreamRecord
+    rows: list[Snapshot] = field(default_factory=list)
+    targets: list[stock_data.RevealedTarget] = field(default_factory=list)
+
+
+@dataclass
+class BatchOutcome:
+    rows_written: int = 0
+    targets_revealed: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+    failed_sequence_numbers: list[str] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failed_sequence_numbers]}
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "input": repr(e.get("input"))[:200]}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
+    """Validate one record. Bad rows of an envelope are rejected one by one; the good ones go on."""
+    parsed = Parsed(record)
+    try:
+        payload = json.loads(record.data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parsed, [Rejection(record, f"not JSON: {exc}")]
+    if not isinstance(payload, dict):
+        return parsed, [Rejection(record, f"expected a JSON object, got {type(payload).__name__}")]
+    if "revealed_targets" in payload:
+        try:
+            targets = RevealedTargets.model_validate(payload)
+        except ValidationError as exc:
+            return parsed, [Rejection(record, "invalid revealed_targets record", _errors(exc))]
+        parsed.targets = [stock_data.RevealedTarget(**t.model_dump()) for t in targets.revealed_targets]
+        return parsed, []
+    if "data" in payload:
+        rows = payload.get("data")
+        extra = sorted(set(payload) - {"data", "commit"})
+        if not isinstance(rows, list) or extra or not isinstance(payload.get("commit", True), bool):
+            try:
+                Envelope.model_validate(payload)
+            except ValidationError as exc:
+                return parsed, [Rejection(record, "invalid envelope", _errors(exc))]
+        rejections: list[Rejection] = []
+        for index, row in enumerate(rows):
+            try:
+                snapshot = Snapshot.model_validate(row)
+            except ValidationError as exc:
+                rejections.append(Rejection(record, "invalid row in envelope", _errors(exc), row_index=index))
+                continue
+            if payload.get("commit", True):
+                parsed.rows.append(snapshot)
+        return parsed, rejections
+    try:
+        parsed.rows = [Snapshot.model_validate(payload)]
+    except ValidationError as exc:
+        return parsed, [Rejection(record, "invalid row", _errors(exc))]
+    return parsed, []
+
+
+def _write(api: DataApi, items: Sequence[Parsed]) -> tuple[int, int]:
+    rows: dict[tuple[int, int, int], Snapshot] = {}
+    for item in items:  # later records win within a batch (Kinesis keeps order per shard)
+        for row in item.rows:
+            rows[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
+    written = stock_data.upsert(api, list(rows.values()))
+    targets = [t for item in items for t in item.targets]
+    revealed = stock_data.reveal_targets(api, targets)
+    return written, revealed
+
+
+Quarantine = Callable[[Rejection], None]
+
+
+def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Quarantine) -> BatchOutcome:
+    outcome = BatchOutcome()
+    failed: set[str] = set()
+    parsed_items: list[Parsed] = []
+    for record in records:
+        parsed, rejections = parse(record)
+        parsed_items.append(parsed)
+        outcome.rejections.extend(rejections)
+
+    writable = [p for p in parsed_items if p.rows or p.targets]
+    try:
+        outcome.rows_written, outcome.targets_revealed = _write(api, writable)
+    except DatabaseError:
+        # One record carries something the database refuses: find it by writing record by record.
+        for item in writable:
+            try:
+                rows, targets = _write(api, [item])
+                outcome.rows_written += rows
+                outcome.targets_revealed += targets
+            except DatabaseError as exc:
+                outcome.rejections.append(Rejection(item.record, f"refused by the database: {exc}"))
+            except DataApiError:
+                failed.add(item.record.sequence_number)
+    except DataApiError:
+        failed.update(p.record.sequence_number for p in writable)
+
+    for rejection in outcome.rejections:
+        try:
+            quarantine(rejection)
+        except Exception:  # a record that cannot be quarantined must not be lost: deliver it again
+            failed.add(rejection.record.sequence_number)
+    outcome.failed_sequence_numbers = [r.sequence_number for r in records if r.sequence_number in failed]
+    return outcome
+
+
+def records_from_event(event: dict[str, Any]) -> list[StreamRecord]:
+    records = []
+    for raw in event.get("Records", []):
+        kinesis = raw["kinesis"]
+        event_id = str(raw.get("eventID", ""))
+        records.append(
+            StreamRecord(
+                sequence_number=kinesis["sequenceNumber"],
+                partition_key=kinesis.get("partitionKey", ""),
+                data=base64.b64decode(kinesis["data"]),
+                shard_id=event_id.split(":", 1)[0],
+                arrival=kinesis.get("approximateArrivalTimestamp"),
+            )
+        )
+    return records
+
+
+def quarantine_key(prefix: str, rejection: Rejection, today: dt.date | None = None) -> str:
+    day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+    suffix = f"-row{rejection.row_index}" if rejection.row_index is not None else ""
+    shard = rejection.record.shard_id or "shard"
+    return f"{prefix}{day}/{shard}/{rejection.record.sequence_number}{suffix}.json"
+
+
+def quarantine_document(rejection: Rejection) -> dict[str, Any]:
+    record = rejection.record
+    try:
+        text: str | None = record.data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {
+        "reason": rejection.reason,
+        "errors": rejection.errors,
+        "row_index": rejection.row_index,
+        "record": {
+            "sequence_number": record.sequence_number,
+            "partition_key": record.partition_key,
+            "shard_id": record.shard_id,
+            "approximate_arrival_timestamp": record.arrival,
+            "data": text,
+            "data_base64": None if text is not None else base64.b64encode(record.data).decode(),
+        },
+        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
