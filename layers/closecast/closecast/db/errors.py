@@ -175,7 +175,9 @@ _BY_SQLSTATE["40P01"] = SerializationFailure
 
 _SQLSTATE_RE = re.compile(r";\s*SQLState:\s*([0-9A-Z]{5})\s*$")
 _SEVERITY_RE = re.compile(r"^(ERROR|FATAL|PANIC|WARNING):\s*")
-_FIELD_RE = re.compile(r"\n  (Detail|Hint|Position|Where|Routine|File|Line|Internal Query|Internal Position): ")
+_FIELD_RE = re.compile(
+    r"\n  (Detail|Hint|Position|Where|Routine|File|Line|Internal Query|Internal Position): "
+)
 
 
 def parse_database_message(message: str) -> dict[str, Any]:
@@ -235,7 +237,9 @@ _CONFIGURATION_CODES = frozenset(
         "InvalidSignatureException",
     }
 )
-_TRANSACTION_NOT_FOUND_RE = re.compile(r"transaction\b.*\b(?:is not|isn't|not) found", re.IGNORECASE | re.DOTALL)
+_TRANSACTION_NOT_FOUND_RE = re.compile(
+    r"transaction\b.*\b(?:is not|isn't|not) found", re.IGNORECASE | re.DOTALL
+)
 
 
 def from_client_error(code: str, message: str, *, http_status: int | None = None) -> DataApiError:
