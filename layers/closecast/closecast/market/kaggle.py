@@ -1,0 +1,536 @@
+"""Load Kaggle "Optiver - Trading at the Close" CSV files into one validated frame of the Kaggle schema.
+
+Files are recognised by their header: `train.csv` (with `target`), `test.csv` (without it) and
+`revealed_targets.csv` (whose targets are joined back to the rows they belong to through
+`revealed_date_id`/`seconds_in_bucket`/`stock_id`). The frame has the columns of `KAGGLE_COLUMNS`, in that
+order, sorted by (date_id, seconds_in_bucket, stock_id), with the dtypes of `frame_dtypes()`:
+
+* ids: stock_id/date_id/seconds_in_bucket int16, imbalance_buy_sell_flag int8, time_id int32;
+* prices and sizes float64 by default (`float_dtype="float32"` halves their memory but then the WAP identity
+  holds only to float32 precision); `target` is always float64 so that recomputed targets compare exactly;
+* row_id: pandas string. Empty cells become NaN.
+
+Validation is vectorised and follows the rules of `closecast.market.schema.Snapshot` (flag in {-1, 0, 1},
+seconds a multiple of 10 in 0..540, sizes >= 0, prices > 0 or null, finite numbers, time_id/row_id formulas).
+A row that breaks a rule is left out of the frame and reported in `LoadReport` with its file, line and column
+(nothing is dropped silently). A file that cannot be read as the schema at all (malformed CSV, missing column,
+a file of another schema) raises `KaggleFormatError`, which names the file, line and column.
+
+Large files are read in chunks (`chunksize` rows) with explicit dtypes; `date_range` keeps only some dates.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from closecast.market.schema import (
+    KAGGLE_COLUMNS,
+    LAST_SECOND,
+    PRICE_COLUMNS,
+    SECONDS_STEP,
+    SIZE_COLUMNS,
+    SNAPSHOTS_PER_DAY,
+)
+
+FileKind = Literal["train", "test", "revealed_targets"]
+FloatDtype = Literal["float64", "float32"]
+
+TEST_COLUMNS: tuple[str, ...] = tuple(c for c in KAGGLE_COLUMNS if c != "target")
+REVEALED_COLUMNS: tuple[str, ...] = (
+    "stock_id",
+    "date_id",
+    "seconds_in_bucket",
+    "time_id",
+    "revealed_target",
+    "revealed_date_id",
+    "revealed_time_id",
+)
+SCHEMAS: dict[FileKind, tuple[str, ...]] = {
+    "train": KAGGLE_COLUMNS,
+    "test": TEST_COLUMNS,
+    "revealed_targets": REVEALED_COLUMNS,
+}
+INT_COLUMNS: dict[str, str] = {
+    "stock_id": "int16",
+    "date_id": "int16",
+    "seconds_in_bucket": "int16",
+    "imbalance_buy_sell_flag": "int8",
+    "time_id": "int32",
+}
+MAX_STOCK_ID = 10_000
+MAX_DATE_ID = int(np.iinfo(np.int16).max)
+DEFAULT_CHUNKSIZE = 500_000
+
+
+def frame_dtypes(float_dtype: FloatDtype = "float64") -> dict[str, str]:
+    """The dtype of each Kaggle column in the frames this module (and `dataset.py`) return."""
+    dtypes: dict[str, str] = {}
+    for column in KAGGLE_COLUMNS:
+        if column in INT_COLUMNS:
+            dtypes[column] = INT_COLUMNS[column]
+        elif column == "row_id":
+            dtypes[column] = "str"
+        elif column == "target":
+            dtypes[column] = "float64"
+        else:
+            dtypes[column] = float_dtype
+    return dtypes
+
+
+class KaggleFormatError(ValueError):
+    """A file that cannot be read as the Kaggle schema. `line` is 1-based (line 1 = header); `column` a name."""
+
+    def __init__(self, file: str | Path, line: int | None, column: str | None, problem: str) -> None:
+        self.file = str(file)
+        self.line = line
+        self.column = column
+        self.problem = problem
+        where = f"{self.file}, line {line}" if line is not None else self.file
+        if column is not None:
+            where += f", column {column}"
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class BadCell:
+    """One rule broken by one cell of one row (a row can break several)."""
+
+    file: str
+    line: int
+    column: str
+    value: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line} column {self.column}={self.value!r}: {self.rule}"
+
+
+@dataclass
+class LoadReport:
+    """What was read, what was kept, and every bad row (the first `max_reported` cells in detail)."""
+
+    files: list[str] = field(default_factory=list)
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_outside_date_range: int = 0
+    bad_rows: int = 0
+    bad_cells: list[BadCell] = field(default_factory=list)
+    bad_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    revealed_rows_read: int = 0
+    revealed_rows_blank: int = 0
+    revealed_joined: int = 0
+    revealed_unmatched: int = 0
+    max_reported: int = 1000
+
+    @property
+    def ok(self) -> bool:
+        return self.bad_rows == 0
+
+    def add_bad(self, cells: Iterable[BadCell], count_by_rule: Counter[tuple[str, str]], rows: int) -> None:
+        self.bad_rows += rows
+        self.bad_counts.update(count_by_rule)
+        for cell in cells:
+            if len(self.bad_cells) >= self.max_reported:
+                break
+            self.bad_cells.append(cell)
+
+    def merge(self, other: LoadReport) -> None:
+        self.files.extend(other.files)
+        self.rows_read += other.rows_read
+        self.rows_loaded += other.rows_loaded
+        self.rows_outside_date_range += other.rows_outside_date_range
+        self.revealed_rows_read += other.revealed_rows_read
+        self.revealed_rows_blank += other.revealed_rows_blank
+        self.revealed_joined += other.revealed_joined
+        self.revealed_unmatched += other.revealed_unmatched
+        self.add_bad(other.bad_cells, other.bad_counts, other.bad_rows)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.rows_read} rows read, {self.rows_loaded} loaded, {self.bad_rows} bad rows left out"
+            f", {self.rows_outside_date_range} outside the date range"
+        )
+        if self.revealed_rows_read:
+            text += (
+                f"; {self.revealed_rows_read} revealed targets read ({self.revealed_rows_blank} blank)"
+                f", {self.revealed_joined} joined, {self.revealed_unmatched} without a row"
+            )
+        for cell in self.bad_cells[:10]:
+            text += f"\n  {cell}"
+        if len(self.bad_cells) > 10 or self.bad_rows > len(self.bad_cells):
+            text += f"\n  ... ({sum(self.bad_counts.values())} bad cells in all)"
+        return text
+
+
+@dataclass
+class KaggleData:
+    frame: pd.DataFrame
+    report: LoadReport
+
+
+# --- headers -------------------------------------------------------------------------------------------
+
+
+def read_header(path: str | Path) -> list[str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as error:
+        raise KaggleFormatError(path, 1, None, f"not a UTF-8 text file ({error.reason})") from error
+    if not header:
+        raise KaggleFormatError(path, 1, None, "empty file: expected a CSV header line")
+    return [name.strip() for name in header]
+
+
+def sniff_kind(path: str | Path) -> FileKind:
+    """Which Kaggle file this is, from its header; `KaggleFormatError` if it is none of them."""
+    header = read_header(path)
+    for kind, columns in SCHEMAS.items():
+        if set(header) == set(columns) and len(header) == len(columns):
+            return kind
+    # not an exact match: explain against the closest schema
+    kind, columns = max(SCHEMAS.items(), key=lambda item: (len(set(item[1]) & set(header)), len(item[1])))
+    missing = [c for c in columns if c not in header]
+    extra = [c for c in header if c not in columns]
+    duplicated = [c for c, n in Counter(header).items() if n > 1]
+    expected = f"a Kaggle {kind} file ({','.join(columns)})"
+    if len(set(header) & set(columns)) < 3:
+        raise KaggleFormatError(path, 1, header[0], f"not a Kaggle file of any known schema; expected {expected}")
+    if duplicated:
+        raise KaggleFormatError(path, 1, duplicated[0], f"column appears twice in the header; expected {expected}")
+    if missing:
+        raise KaggleFormatError(path, 1, missing[0], f"missing column; expected {expected}")
+    raise KaggleFormatError(path, 1, extra[0], f"unexpected column; expected {expected}")
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+_PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _chunks(
+    path: str | Path, header: Sequence[str], chunksize: int, as_text: bool
+) -> Iterable[tuple[int, pd.DataFrame]]:
+    """(first line number, chunk) pairs; numeric columns float64 (or all text when `as_text`)."""
+    dtypes = {c: ("str" if as_text or c == "row_id" else "float64") for c in header}
+    reader = pd.read_csv(
+        path,
+        dtype=dtypes,
+        chunksize=chunksize,
+        skip_blank_lines=False,
+        keep_default_na=False,
+        na_values=[""],
+        engine="c",
+    )
+    line = 2
+    try:
+        for chunk in reader:
+            yield line, chunk
+            line += len(chunk)
+    except pd.errors.ParserError as error:
+        match = _PARSER_LINE.search(str(error))
+        if match:
+            expected, bad_line, seen = (int(g) for g in match.groups())
+            raise KaggleFormatError(
+                path,
+                bad_line,
+                f"#{expected + 1} (after {header[-1]})",
+                f"malformed CSV row: {seen} fields where the header has {expected}",
+            ) from error
+        raise KaggleFormatError(path, None, None, f"malformed CSV: {error}") from error
+    finally:
+        reader.close()
+
+
+def _as_numeric(chunk: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Text chunk -> float64 chunk; cells that are not numbers become NaN, returned as column -> (mask, text)."""
+    wrong_cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    out = {}
+    for column in chunk.columns:
+        if column == "row_id":
+            out[column] = chunk[column]
+            continue
+        numbers = pd.to_numeric(chunk[column], errors="coerce").astype("float64")
+        wrong = (numbers.isna() & chunk[column].notna()).to_numpy()
+        if wrong.any():
+            wrong_cells[column] = (wrong, chunk[column].to_numpy(dtype=object))
+        out[column] = numbers
+    return pd.DataFrame(out, index=chunk.index), wrong_cells
+
+
+def _integral(values: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(values) & (np.floor(values) == values)
+
+
+def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.ndarray]]:
+    """(column, rule, bad mask) for every rule of the schema that applies to this file kind."""
+    rules: list[tuple[str, str, np.ndarray]] = []
+
+    def required_int(column: str, low: int, high: int) -> np.ndarray:
+        values = chunk[column].to_numpy(dtype=np.float64)
+        bad = ~_integral(values) | (values < low) | (values > high)
+        rules.append((column, f"required integer in {low}..{high}", bad))
+        return np.where(bad, 0, values).astype(np.int64)
+
+    stock = required_int("stock_id", 0, MAX_STOCK_ID)
+    date_column = "revealed_date_id" if kind == "revealed_targets" else "date_id"
+    date = required_int(date_column, 0, MAX_DATE_ID)
+    seconds = required_int("seconds_in_bucket", 0, LAST_SECOND)
+    rules.append(("seconds_in_bucket", f"must be a multiple of {SECONDS_STEP}", seconds % SECONDS_STEP != 0))
+    if kind == "revealed_targets":
+        target = chunk["revealed_target"].to_numpy(dtype=np.float64)
+        rules.append(("revealed_target", "required finite number", ~np.isfinite(target)))
+        return rules
+    flag = chunk["imbalance_buy_sell_flag"].to_numpy(dtype=np.float64)
+    rules.append(("imbalance_buy_sell_flag", "required, one of -1, 0, 1", ~np.isin(flag, (-1.0, 0.0, 1.0))))
+    with np.errstate(invalid="ignore"):
+        for column in SIZE_COLUMNS:
+            values = chunk[column].to_numpy(dtype=np.float64)
+            rules.append((column, "must be a finite number >= 0 or empty", ~np.isnan(values) & ~(values >= 0)))
+            rules[-1][2][np.isinf(values)] = True
+        for column in PRICE_COLUMNS:
+            values = chunk[column].to_numpy(dtype=np.float64)
+            bad = ~np.isnan(values) & ~((values > 0) & np.isfinite(values))
+            rules.append((column, "must be a finite number > 0 or empty", bad))
+    if kind == "train":
+        target = chunk["target"].to_numpy(dtype=np.float64)
+        rules.append(("target", "must be a finite number or empty", np.isinf(target)))
+    time_id = chunk["time_id"].to_numpy(dtype=np.float64)
+    expected_time = date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP
+    rules.append(
+        ("time_id", "must equal date_id*55 + seconds_in_bucket/10", ~np.isnan(time_id) & (time_id != expected_time))
+    )
+    row_id = chunk["row_id"]
+    expected_row = expected_row_ids(date, seconds, stock)
+    given = pa.array(row_id.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    differs = pc.fill_null(pc.not_equal(given, expected_row), False).to_numpy(zero_copy_only=False)
+    rules.append(("row_id", "must equal '{date_id}_{seconds_in_bucket}_{stock_id}'", differs))
+    return rules
+
+
+def expected_row_ids(date_id: np.ndarray, seconds: np.ndarray, stock_id: np.ndarray) -> pa.Array:
+    """Kaggle row ids `f"{date_id}_{seconds_in_bucket}_{stock_id}"`, vectorised (a pyarrow string array)."""
+    parts = [pc.cast(pa.array(np.asarray(v, dtype=np.int64)), pa.string()) for v in (date_id, seconds, stock_id)]
+    return pc.binary_join_element_wise(*parts, "_")
+
+
+def _validate_chunk(
+    chunk: pd.DataFrame,
+    kind: FileKind,
+    file: str,
+    lines: np.ndarray,
+    report: LoadReport,
+    not_numbers: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """Flag bad rows (reported in `report` with their line from `lines`); returns the mask of good rows."""
+    rules = _rule_masks(chunk, kind)
+    for column, (mask, text) in (not_numbers or {}).items():
+        rules.insert(0, (column, "not a number", mask))
+        chunk = chunk.assign(**{column: text})
+    bad = np.zeros(len(chunk), dtype=bool)
+    for _, _, mask in rules:
+        bad |= mask
+    if not bad.any():
+        return ~bad
+    cells: list[BadCell] = []
+    counts: Counter[tuple[str, str]] = Counter()
+    for column, rule, mask in rules:
+        positions = np.flatnonzero(mask)
+        if len(positions):
+            counts[(column, rule)] += len(positions)
+            values = chunk[column].to_numpy()
+            cells.extend(
+                BadCell(file, int(lines[p]), column, "" if pd.isna(values[p]) else str(values[p]), rule)
+                for p in positions[: report.max_reported]
+            )
+    cells.sort(key=lambda cell: cell.line)
+    report.add_bad(cells, counts, int(bad.sum()))
+    return ~bad
+
+
+def _in_range(dates: pd.Series, date_range: tuple[int, int] | None) -> np.ndarray:
+    if date_range is None:
+        return np.ones(len(dates), dtype=bool)
+    values = dates.to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~((values < date_range[0]) | (values > date_range[1]))
+
+
+def _read_file(
+    path: str | Path,
+    kind: FileKind,
+    *,
+    date_range: tuple[int, int] | None,
+    chunksize: int,
+    report: LoadReport,
+) -> pd.DataFrame:
+    header = read_header(path)
+    file = str(path)
+    pieces: list[pd.DataFrame] = []
+    date_column = "revealed_date_id" if kind == "revealed_targets" else "date_id"
+
+    def consume(as_text: bool) -> None:
+        for first_line, raw in _chunks(path, header, chunksize, as_text):
+            report.rows_read += len(raw)
+            chunk, not_numbers = _as_numeric(raw) if as_text else (raw, {})
+            in_range = _in_range(chunk[date_column], date_range)
+            report.rows_outside_date_range += int((~in_range).sum())
+            keep = in_range
+            if kind == "revealed_targets":
+                blank = chunk[["stock_id", "revealed_date_id", "revealed_target"]].isna().all(axis=1).to_numpy()
+                report.revealed_rows_read += len(chunk)
+                report.revealed_rows_blank += int(blank.sum())
+                keep = keep & ~blank
+            lines = first_line + np.arange(len(chunk))
+            if not keep.all():
+                chunk, lines = chunk[keep], lines[keep]
+                not_numbers = {c: (m[keep], t[keep]) for c, (m, t) in not_numbers.items()}
+            if chunk.empty:
+                continue
+            good = _validate_chunk(chunk, kind, file, lines, report, not_numbers)
+            pieces.append(_cast(chunk[good], kind))
+
+    try:
+        consume(as_text=False)
+    except ValueError as error:
+        if isinstance(error, KaggleFormatError):
+            raise
+        # a cell is not a number: read again as text to say exactly where (rare, so the slow path is fine)
+        pieces.clear()
+        report.rows_read = report.revealed_rows_read = report.revealed_rows_blank = 0
+        report.rows_outside_date_range = report.bad_rows = 0
+        report.bad_cells.clear()
+        report.bad_counts.clear()
+        consume(as_text=True)
+    if not pieces:
+        return _cast(pd.DataFrame({c: pd.Series(dtype="float64") for c in header}), kind)
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _cast(chunk: pd.DataFrame, kind: FileKind, float_dtype: FloatDtype = "float64") -> pd.DataFrame:
+    if kind == "revealed_targets":
+        return pd.DataFrame(
+            {
+                "date_id": chunk["revealed_date_id"].to_numpy().astype("int16"),
+                "seconds_in_bucket": chunk["seconds_in_bucket"].to_numpy().astype("int16"),
+                "stock_id": chunk["stock_id"].to_numpy().astype("int16"),
+                "target": chunk["revealed_target"].to_numpy(dtype=np.float64),
+            }
+        )
+    out: dict[str, object] = {}
+    dtypes = frame_dtypes(float_dtype)
+    date = chunk["date_id"].to_numpy().astype(np.int64)
+    seconds = chunk["seconds_in_bucket"].to_numpy().astype(np.int64)
+    stock = chunk["stock_id"].to_numpy().astype(np.int64)
+    for column in KAGGLE_COLUMNS:
+        if column == "target" and column not in chunk:
+            out[column] = np.full(len(chunk), np.nan)
+        elif column == "time_id":
+            out[column] = (date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP).astype("int32")
+        elif column == "row_id":
+            out[column] = pd.Series(expected_row_ids(date, seconds, stock).to_pandas(), dtype="str").to_numpy()
+        else:
+            out[column] = chunk[column].to_numpy().astype(dtypes[column])
+    frame = pd.DataFrame(out)
+    return frame.astype({"row_id": "str"})
+
+
+def read_kaggle_csv(
+    path: str | Path,
+    *,
+    date_range: tuple[int, int] | None = None,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    max_reported: int = 1000,
+) -> KaggleData:
+    """Read one Kaggle file. train/test -> the Kaggle frame; revealed_targets -> columns
+    (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date the target belongs to."""
+    kind = sniff_kind(path)
+    report = LoadReport(files=[str(path)], max_reported=max_reported)
+    frame = _read_file(path, kind, date_range=date_range, chunksize=chunksize, report=report)
+    if kind == "revealed_targets":
+        duplicated = frame.duplicated(["date_id", "seconds_in_bucket", "stock_id"], keep="first")
+        if duplicated.any():
+            cells = [
+                BadCell(str(path), 0, "stock_id", str(row.stock_id), "duplicate revealed target (row ignored)")
+                for row in frame[duplicated].itertuples()
+            ]
+            report.add_bad(cells, Counter({("stock_id", "duplicate revealed target"): len(cells)}), len(cells))
+            frame = frame[~duplicated].reset_index(drop=True)
+    report.rows_loaded = len(frame)
+    return KaggleData(frame, report)
+
+
+def load_kaggle(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    date_range: tuple[int, int] | None = None,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    float_dtype: FloatDtype = "float64",
+    max_reported: int = 1000,
+) -> KaggleData:
+    """Load Kaggle files (train.csv, or test.csv [+ revealed_targets.csv], in any order) into one frame.
+
+    Revealed targets fill the `target` of the rows they belong to (rows without one keep NaN); those that
+    match no loaded row (e.g. the day before test.csv starts) are counted in `report.revealed_unmatched`.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    if not paths:
+        raise ValueError("no file to load")
+    report = LoadReport(max_reported=max_reported)
+    frames: list[pd.DataFrame] = []
+    revealed: list[pd.DataFrame] = []
+    for path in paths:
+        data = read_kaggle_csv(path, date_range=date_range, chunksize=chunksize, max_reported=max_reported)
+        report.merge(data.report)
+        (revealed if sniff_kind(path) == "revealed_targets" else frames).append(data.frame)
+    if not frames:
+        raise KaggleFormatError(paths[0], None, None, "only revealed targets given: add train.csv or test.csv")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    keys = ["date_id", "seconds_in_bucket", "stock_id"]
+    if len(frames) > 1 or not _is_sorted(frame):
+        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    if revealed:
+        targets = pd.concat(revealed, ignore_index=True).drop_duplicates(keys, keep="last")
+        joined = frame[keys].merge(targets, on=keys, how="left")["target"].to_numpy()
+        found = ~np.isnan(joined)
+        report.revealed_joined = int(found.sum())
+        report.revealed_unmatched = len(targets) - report.revealed_joined
+        current = frame["target"].to_numpy(dtype=np.float64)
+        frame["target"] = np.where(np.isnan(current), joined, current)
+    if float_dtype != "float64":
+        floats = [c for c, d in frame_dtypes().items() if d == "float64" and c != "target"]
+        frame = frame.astype(dict.fromkeys(floats, float_dtype))
+    report.rows_loaded = len(frame)
+    return KaggleData(frame, report)
+
+
+def _is_sorted(frame: pd.DataFrame) -> bool:
+    key = (
+        frame["date_id"].to_numpy(dtype=np.int64) * 100_000
+        + frame["seconds_in_bucket"].to_numpy(dtype=np.int64) * 10_001
+        + frame["stock_id"].to_numpy(dtype=np.int64)
+    )
+    return bool((np.diff(key) >= 0).all())
+
+
+def validate_frame(frame: pd.DataFrame, *, file: str = "<frame>") -> LoadReport:
+    """Check a frame already in the Kaggle schema with the loader's rules (lines = position + 2)."""
+    report = LoadReport(files=[file], rows_read=len(frame))
+    chunk = frame.copy()
+    chunk["row_id"] = chunk["row_id"].astype(object)
+    _validate_chunk(chunk, "train", file, np.arange(len(chunk)) + 2, report)
+    report.rows_loaded = len(frame) - report.bad_rows
+    return report
