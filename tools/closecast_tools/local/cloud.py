@@ -1,0 +1,402 @@
+"""`closecast up`: the whole SAM application on one machine, no Docker, no AWS account.
+
+PostgreSQL (embedded, or a server by URL) behind a local RDS Data API endpoint; moto in server mode for S3,
+Kinesis, SQS and Secrets Manager with the template's resources created; the functions as warm local processes
+with the environment the template gives them (references resolved to the local resources); an HTTP gateway
+with the template's routes; pollers for the template's event source mappings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from closecast_tools.local.data_api import LocalDataApi
+from closecast_tools.local.gateway import LocalGateway
+from closecast_tools.local.poller import (
+    KinesisMapping,
+    KinesisShardPoller,
+    MappingStats,
+    SqsMapping,
+    SqsPoller,
+)
+from closecast_tools.local.postgres import PostgresServer, open_postgres
+from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult
+from closecast_tools.local.template import Template, TemplateError, resolve
+
+log = logging.getLogger("closecast.local")
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # noqa: S105 - moto's fake keys
+STATE_FILE = "local.json"
+
+
+def repo_root() -> Path:
+    """The project checkout (where template.yaml is): the working directory or one of its parents."""
+    here = Path.cwd().resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "template.yaml").is_file():
+            return candidate
+    return Path(__file__).resolve().parents[3]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def client(service: str, endpoint_url: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=REGION,
+                        config=Config(retries={"mode": "standard", "max_attempts": 3}), **CREDENTIALS)
+
+
+@dataclass
+class LocalResources:
+    """What each logical id of the template became locally: `Ref` value and attributes."""
+
+    refs: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def lookup(self, logical_id: str, attr: str | None) -> Any:
+        if attr is None:
+            if logical_id not in self.refs:
+                raise TemplateError(f"!Ref {logical_id}: not a resource the local cloud knows")
+            return self.refs[logical_id]
+        try:
+            return self.attrs[logical_id][attr]
+        except KeyError:
+            raise TemplateError(f"!GetAtt {logical_id}.{attr}: not known locally") from None
+
+
+@dataclass
+class CloudOptions:
+    root: Path
+    state_dir: Path
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    max_instances: int = 2
+    pollers: bool = True
+
+
+class LocalCloud:
+    def __init__(self, options: CloudOptions) -> None:
+        self.options = options
+        self.template = Template(options.root / "template.yaml")
+        self.parameters: dict[str, Any] = {
+            **self.template.parameter_defaults(),
+            "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "closecast-local", "AWS::NoValue": None,
+        }
+        self.resources = LocalResources()
+        self.postgres: PostgresServer | None = None
+        self.data_api: LocalDataApi | None = None
+        self.moto: Any = None
+        self.runtime: FunctionRuntime | None = None
+        self.gateway: LocalGateway | None = None
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.mapping_stats: dict[str, MappingStats] = {}
+        self.state: dict[str, Any] = {}
+        self.started_in_s = 0.0
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> LocalCloud:
+        started = time.perf_counter()
+        self.options.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_aws()
+            self._start_database()
+            self._create_resources()
+            self._start_functions()
+            self._migrate()
+            self._start_gateway()
+            if self.options.pollers:
+                self._start_pollers()
+        except BaseException:
+            self.stop()
+            raise
+        self.started_in_s = time.perf_counter() - started
+        self._write_state()
+        return self
+
+    def _start_aws(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        port = free_port(self.options.host)
+        self.moto = ThreadedMotoServer(ip_address=self.options.host, port=port, verbose=False)
+        self.moto.start()
+        self.aws_endpoint_url = f"http://{self.options.host}:{port}"
+
+    def _start_database(self) -> None:
+        database = str(self.parameters["DatabaseName"])
+        self.postgres = open_postgres(database_url=self.options.database_url, data_dir=self.options.state_dir / "pg")
+        dsn = self.postgres.ensure_database(database)
+        sm = client("secretsmanager", self.aws_endpoint_url)
+        secret = sm.create_secret(
+            Name="closecast-local/db-master",
+            SecretString=json.dumps({"username": "closecast", "password": secrets.token_urlsafe(24)}),
+        )
+        self.cluster_arn = f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:closecast-local"
+        self.secret_arn = str(secret["ARN"])
+        self.database = database
+        self.data_api = LocalDataApi(dsn, cluster_arn=self.cluster_arn, secret_arn=self.secret_arn,
+                                     database=database, host=self.options.host, port=0)
+        self.data_api.start()
+
+    def _create_resources(self) -> None:
+        s3 = client("s3", self.aws_endpoint_url)
+        kinesis = client("kinesis", self.aws_endpoint_url)
+        sqs = client("sqs", self.aws_endpoint_url)
+        res = self.resources
+        for logical_id in self.template.of_type("AWS::RDS::DBCluster"):
+            res.refs[logical_id] = "closecast-local"
+            res.attrs[logical_id] = {"DBClusterArn": self.cluster_arn, "MasterUserSecret.SecretArn": self.secret_arn,
+                                     "Endpoint.Address": "127.0.0.1"}
+        for logical_id in self.template.of_type("AWS::RDS::DBInstance"):
+            res.refs[logical_id] = "closecast-local-instance"
+        for logical_id in self.template.of_type("AWS::S3::Bucket"):
+            name = f"closecast-{logical_id.lower()}"
+            s3.create_bucket(Bucket=name)
+            res.refs[logical_id] = name
+            res.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
+        for logical_id in self.template.of_type("AWS::Kinesis::Stream"):
+            name = f"closecast-{logical_id.lower()}"
+            props = self._props(logical_id)
+            kinesis.create_stream(StreamName=name, ShardCount=int(props.get("ShardCount", 1)))
+            kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+            arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+            res.refs[logical_id] = name
+            res.attrs[logical_id] = {"Arn": arn}
+        # queues without a redrive policy first: dead-letter queues must exist before their sources
+        queues = sorted(self.template.of_type("AWS::SQS::Queue"),
+                        key=lambda q: "RedrivePolicy" in self.template.resources[q].get("Properties", {}))
+        for logical_id in queues:
+            name = f"closecast-{logical_id.lower()}"
+            props = self._props(logical_id)
+            attributes = {"VisibilityTimeout": str(props.get("VisibilityTimeout", 30))}
+            if "RedrivePolicy" in props:
+                attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            res.refs[logical_id] = url
+            res.attrs[logical_id] = {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "QueueName": name,
+                                     "QueueUrl": url}
+        for logical_id, resource in self.template.resources.items():
+            if logical_id in res.refs:
+                continue
+            kind = resource.get("Type", "")
+            if kind == "AWS::Serverless::Function":
+                res.refs[logical_id] = f"closecast-local-{logical_id}"
+                res.attrs[logical_id] = {"Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:closecast-local-{logical_id}"}
+            elif kind == "AWS::IAM::ManagedPolicy":
+                res.refs[logical_id] = f"arn:aws:iam::{ACCOUNT}:policy/closecast-local-{logical_id}"
+            else:
+                res.refs[logical_id] = f"closecast-local-{logical_id}"
+        self._restore_buckets(s3)
+
+    def _props(self, logical_id: str) -> dict[str, Any]:
+        props = self.template.resources[logical_id].get("Properties", {})
+        resolved: dict[str, Any] = resolve(props, self.resources.lookup, self.parameters)
+        return resolved
+
+    def function_environment(self, logical_id: str) -> dict[str, str]:
+        spec = self.template.functions[logical_id]
+        env = {k: "" if v is None else str(v)
+               for k, v in resolve(spec.environment, self.resources.lookup, self.parameters).items()}
+        assert self.data_api is not None
+        env.update({
+            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
+            "AWS_ENDPOINT_URL_RDS_DATA": self.data_api.url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+            "POWERTOOLS_METRICS_DISABLED": env.get("POWERTOOLS_METRICS_DISABLED", "false"),
+        })
+        return env
+
+    def _start_functions(self) -> None:
+        configs = {}
+        for logical_id, spec in self.template.functions.items():
+            configs[logical_id] = FunctionConfig(
+                name=logical_id,
+                code_dir=(self.options.root / spec.code_dir).resolve(),
+                handler=spec.handler,
+                timeout_s=spec.timeout,
+                memory_mb=spec.memory,
+                environment=self.function_environment(logical_id),
+            )
+        self.runtime = FunctionRuntime(configs, self.options.state_dir / "logs", self.options.max_instances)
+
+    def invoke(self, function: str, event: Any) -> InvokeResult:
+        assert self.runtime is not None
+        return self.runtime.invoke(function, event)
+
+    def _migrate(self) -> None:
+        for logical_id, spec in self.template.functions.items():
+            if spec.code_dir.rstrip("/").endswith("migrate"):
+                result = self.invoke(logical_id, {"action": "migrate"})
+                if not result.ok:
+                    raise RuntimeError(f"migrations failed: {result.error_type}: {result.error_message}")
+                log.info("migrations: %s", result.payload)
+
+    def _start_gateway(self) -> None:
+        self.gateway = LocalGateway(self.template.routes(), self.invoke, self.options.host, self.options.api_port)
+        self.gateway.start()
+
+    def _start_pollers(self) -> None:
+        kinesis = client("kinesis", self.aws_endpoint_url)
+        sqs = client("sqs", self.aws_endpoint_url)
+        for mapping in self.template.event_source_mappings():
+            props = resolve(dict(mapping.properties), self.resources.lookup, self.parameters)
+            key = f"{mapping.function}:{mapping.kind}"
+            stats = self.mapping_stats.setdefault(key, MappingStats())
+            response_types = props.get("FunctionResponseTypes") or []
+            if mapping.kind == "Kinesis":
+                arn = str(props["Stream"])
+                stream_name = arn.rsplit("/", 1)[-1]
+                destination = (props.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+                k = KinesisMapping(
+                    function=mapping.function, stream_arn=arn, stream_name=stream_name,
+                    batch_size=int(props.get("BatchSize", 100)),
+                    window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+                    report_item_failures="ReportBatchItemFailures" in response_types,
+                    bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                    max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    on_failure_queue_url=self._queue_url_of(destination),
+                )
+                shards = kinesis.list_shards(StreamName=stream_name)["Shards"]
+                for shard in shards:
+                    poller = KinesisShardPoller(kinesis, sqs, self.invoke, k, shard["ShardId"], REGION,
+                                                self.stop_event, stats)
+                    self._thread(poller.run, f"kinesis-{shard['ShardId']}")
+            else:
+                arn = str(props["Queue"])
+                s = SqsMapping(function=mapping.function, queue_arn=arn, queue_url=str(self._queue_url_of(arn)),
+                               batch_size=int(props.get("BatchSize", 10)),
+                               window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                               report_item_failures="ReportBatchItemFailures" in response_types)
+                self._thread(SqsPoller(sqs, self.invoke, s, REGION, self.stop_event, stats).run, f"sqs-{arn}")
+
+    def _queue_url_of(self, arn: Any) -> str | None:
+        if not arn:
+            return None
+        for attrs in self.resources.attrs.values():
+            if attrs.get("Arn") == arn and "QueueUrl" in attrs:
+                return str(attrs["QueueUrl"])
+        raise TemplateError(f"no local queue with ARN {arn}")
+
+    def _thread(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    # ------------------------------------------------------------------ state
+    def output(self, name: str) -> Any:
+        value = self.template.doc.get("Outputs", {}).get(name, {}).get("Value")
+        return resolve(value, self.resources.lookup, self.parameters)
+
+    def _write_state(self) -> None:
+        assert self.gateway is not None and self.data_api is not None
+        stream = self.template.of_type("AWS::Kinesis::Stream")[0]
+        bucket = self.template.of_type("AWS::S3::Bucket")[0]
+        self.state = {
+            "api_url": self.gateway.url,
+            "aws_endpoint_url": self.aws_endpoint_url,
+            "data_api_endpoint_url": self.data_api.url,
+            "region": REGION,
+            "stream_name": self.resources.refs[stream],
+            "stream_arn": self.resources.attrs[stream]["Arn"],
+            "bucket": self.resources.refs[bucket],
+            "jobs_queue_url": self.resources.refs.get("JobsQueue"),
+            "ingest_failure_queue_url": self.resources.refs.get("IngestFailureQueue"),
+            "db_cluster_arn": self.cluster_arn,
+            "db_secret_arn": self.secret_arn,
+            "database": self.database,
+            "functions": sorted(self.template.functions),
+            "resources": {"refs": self.resources.refs, "attrs": self.resources.attrs},
+            "logs": str(self.options.state_dir / "logs"),
+            "pid": os.getpid(),
+            "started_in_s": round(self.started_in_s, 3),
+        }
+        path = self.options.state_dir / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2))
+        tmp.replace(path)
+
+    def _bucket_dir(self) -> Path:
+        return self.options.state_dir / "s3"
+
+    def _restore_buckets(self, s3: Any) -> None:
+        """moto keeps objects in memory: the local cloud saves them on stop and puts them back on start."""
+        root = self._bucket_dir()
+        if not root.is_dir():
+            return
+        for bucket_dir in root.iterdir():
+            if not bucket_dir.is_dir():
+                continue
+            for path in bucket_dir.rglob("*"):
+                if path.is_file():
+                    s3.put_object(Bucket=bucket_dir.name, Key=path.relative_to(bucket_dir).as_posix(),
+                                  Body=path.read_bytes())
+
+    def _save_buckets(self) -> None:
+        s3 = client("s3", self.aws_endpoint_url)
+        root = self._bucket_dir()
+        for logical_id in self.template.of_type("AWS::S3::Bucket"):
+            name = self.resources.refs.get(logical_id)
+            if not name:
+                continue
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+                for obj in page.get("Contents", []):
+                    target = root / name / obj["Key"]
+                    if ".." in Path(obj["Key"]).parts:
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read())
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        self.stop_event.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        if self.gateway is not None:
+            self.gateway.stop()
+        if self.runtime is not None:
+            self.runtime.close()
+        if self.moto is not None:
+            try:
+                self._save_buckets()
+            except Exception:
+                log.exception("could not save the local buckets")
+            self.moto.stop()
+            self.moto = None
+        if self.data_api is not None:
+            self.data_api.stop()
+            self.data_api = None
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+        state = self.options.state_dir / STATE_FILE
+        if state.exists() and self.state.get("pid") == os.getpid():
+            state.unlink()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,306 @@
+"""Event source mappings of the local cloud: Kinesis and SQS pollers that invoke the functions the way Lambda's
+mappings do (batch size and window, partial batch responses, retries, bisect on error, on-failure destination).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from closecast_tools.local.runtime import InvokeResult
+
+log = logging.getLogger("closecast.local.poller")
+
+Invoke = Callable[[str, dict[str, Any]], InvokeResult]
+
+
+@dataclass(frozen=True)
+class KinesisMapping:
+    function: str
+    stream_arn: str
+    stream_name: str
+    batch_size: int = 100
+    window_s: float = 0.0
+    starting_position: str = "TRIM_HORIZON"
+    report_item_failures: bool = False
+    bisect_on_error: bool = False
+    max_retries: int = -1  # -1: until the record expires (Lambda's default)
+    on_failure_queue_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SqsMapping:
+    function: str
+    queue_arn: str
+    queue_url: str
+    batch_size: int = 10
+    window_s: float = 0.0
+    report_item_failures: bool = False
+
+
+@dataclass
+class MappingStats:
+    invocations: int = 0
+    records: int = 0
+    retries: int = 0
+    bisects: int = 0
+    sent_to_destination: int = 0
+    last_error: str | None = None
+    checkpoints: dict[str, str] = field(default_factory=dict)
+
+
+def kinesis_event(records: list[dict[str, Any]], shard_id: str, mapping: KinesisMapping, region: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r["PartitionKey"],
+                    "sequenceNumber": r["SequenceNumber"],
+                    "data": base64.b64encode(r["Data"]).decode(),
+                    "approximateArrivalTimestamp": _epoch(r.get("ApproximateArrivalTimestamp")),
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"{shard_id}:{r['SequenceNumber']}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/local",
+                "awsRegion": region,
+                "eventSourceARN": mapping.stream_arn,
+            }
+            for r in records
+        ]
+    }
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if value is not None else time.time()
+
+
+class KinesisShardPoller:
+    """Reads one shard in order and delivers it to the function until stopped."""
+
+    def __init__(self, kinesis: Any, sqs: Any, invoke: Invoke, mapping: KinesisMapping, shard_id: str,
+                 region: str, stop: threading.Event, stats: MappingStats, idle_sleep: float = 0.1) -> None:
+        self.kinesis, self.sqs, self.invoke, self.mapping = kinesis, sqs, invoke, mapping
+        self.shard_id, self.region, self.stop, self.stats = shard_id, region, stop, stats
+        self.idle_sleep = idle_sleep
+        self.pending: list[dict[str, Any]] = []  # read from the shard, not yet checkpointed
+
+    def _iterator(self) -> str:
+        checkpoint = self.stats.checkpoints.get(self.shard_id)
+        if checkpoint:
+            kwargs: dict[str, Any] = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}
+        else:
+            kwargs = {"ShardIteratorType": self.mapping.starting_position}
+        response = self.kinesis.get_shard_iterator(StreamName=self.mapping.stream_name, ShardId=self.shard_id, **kwargs)
+        return str(response["ShardIterator"])
+
+    def run(self) -> None:
+        iterator = self._iterator()
+        while not self.stop.is_set():
+            try:
+                first_at: float | None = None
+                while len(self.pending) < self.mapping.batch_size and not self.stop.is_set():
+                    response = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+                    iterator = response["NextShardIterator"]
+                    self.pending.extend(response["Records"])
+                    if self.pending and first_at is None:
+                        first_at = time.monotonic()
+                    if first_at is None:
+                        self.stop.wait(self.idle_sleep)
+                        continue
+                    if not response["Records"]:
+                        if time.monotonic() - first_at >= self.mapping.window_s:
+                            break
+                        self.stop.wait(min(self.idle_sleep, self.mapping.window_s))
+                while self.pending and not self.stop.is_set():
+                    batch = self.pending[: self.mapping.batch_size]
+                    self._deliver(batch)
+                    del self.pending[: len(batch)]
+            except Exception as exc:  # the poller must survive a hiccup of the local services
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("kinesis poller error on %s", self.shard_id)
+                self.stop.wait(0.5)
+                try:
+                    self.pending.clear()
+                    iterator = self._iterator()
+                except Exception:
+                    log.exception("cannot reopen shard iterator")
+
+    def _checkpoint(self, record: dict[str, Any]) -> None:
+        self.stats.checkpoints[self.shard_id] = record["SequenceNumber"]
+
+    def _deliver(self, batch: list[dict[str, Any]], attempts_used: int = 0) -> None:
+        """Deliver `batch` until every record is processed, or retries run out (then the on-failure
+        destination hears of it and the shard moves on)."""
+        attempts = attempts_used
+        while batch and not self.stop.is_set():
+            result = self.invoke(self.mapping.function, kinesis_event(batch, self.shard_id, self.mapping, self.region))
+            self.stats.invocations += 1
+            failed_from = self._first_failure(batch, result)
+            if failed_from is None:
+                self.stats.records += len(batch)
+                self._checkpoint(batch[-1])
+                return
+            done, batch = batch[:failed_from], batch[failed_from:]
+            self.stats.records += len(done)
+            if done:
+                self._checkpoint(done[-1])
+            if not result.ok:
+                self.stats.last_error = f"{result.error_type}: {result.error_message}"
+            if self.mapping.max_retries >= 0 and attempts >= self.mapping.max_retries:
+                self._to_destination(batch, result)
+                self._checkpoint(batch[-1])
+                return
+            attempts += 1
+            self.stats.retries += 1
+            if not result.ok and self.mapping.bisect_on_error and len(batch) > 1:
+                self.stats.bisects += 1
+                half = len(batch) // 2
+                self._deliver(batch[:half], attempts)
+                self._deliver(batch[half:], attempts)
+                return
+            self.stop.wait(min(0.05 * 2**attempts, 2.0))
+
+    def _first_failure(self, batch: list[dict[str, Any]], result: InvokeResult) -> int | None:
+        """Index of the first record to deliver again, or None when the whole batch is done."""
+        if not result.ok:
+            return 0
+        if not self.mapping.report_item_failures:
+            return None
+        payload = result.payload
+        if payload is None or payload == {}:
+            return None
+        failures = payload.get("batchItemFailures") if isinstance(payload, dict) else None
+        if failures is None:
+            return None
+        if not isinstance(failures, list):
+            return 0
+        if not failures:
+            return None
+        positions = {r["SequenceNumber"]: i for i, r in enumerate(batch)}
+        indices = []
+        for failure in failures:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if identifier not in positions:
+                return 0  # an unknown or empty identifier fails the whole batch, as Lambda does
+            indices.append(positions[identifier])
+        return min(indices)
+
+    def _to_destination(self, batch: list[dict[str, Any]], result: InvokeResult) -> None:
+        self.stats.sent_to_destination += len(batch)
+        log.warning("%d records of %s sent to the on-failure destination", len(batch), self.shard_id)
+        if not self.mapping.on_failure_queue_url:
+            return
+        message = {
+            "requestContext": {
+                "requestId": result.request_id,
+                "functionArn": f"arn:aws:lambda:{self.region}:123456789012:function:{self.mapping.function}",
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": self.mapping.max_retries + 1,
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
+                                "functionError": None if result.ok else "Unhandled"},
+            "version": "1.0",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "KinesisBatchInfo": {
+                "shardId": self.shard_id,
+                "startSequenceNumber": batch[0]["SequenceNumber"],
+                "endSequenceNumber": batch[-1]["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": datetime.fromtimestamp(
+                    _epoch(batch[0].get("ApproximateArrivalTimestamp")), UTC).isoformat(),
+                "approximateArrivalOfLastRecord": datetime.fromtimestamp(
+                    _epoch(batch[-1].get("ApproximateArrivalTimestamp")), UTC).isoformat(),
+                "batchSize": len(batch),
+                "streamArn": self.mapping.stream_arn,
+            },
+        }
+        self.sqs.send_message(QueueUrl=self.mapping.on_failure_queue_url, MessageBody=json.dumps(message))
+
+
+def sqs_event(messages: list[dict[str, Any]], mapping: SqsMapping, region: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": m.get("MessageAttributes", {}),
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": mapping.queue_arn,
+                "awsRegion": region,
+            }
+            for m in messages
+        ]
+    }
+
+
+class SqsPoller:
+    """Receives from one queue and invokes the function; failed messages return after the visibility timeout,
+    and the queue's redrive policy moves them to its dead-letter queue."""
+
+    def __init__(self, sqs: Any, invoke: Invoke, mapping: SqsMapping, region: str, stop: threading.Event,
+                 stats: MappingStats) -> None:
+        self.sqs, self.invoke, self.mapping, self.region, self.stop, self.stats = sqs, invoke, mapping, region, stop, stats
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                messages = self._receive()
+                if not messages:
+                    continue
+                result = self.invoke(self.mapping.function, sqs_event(messages, self.mapping, self.region))
+                self.stats.invocations += 1
+                failed = self._failed_ids(messages, result)
+                done = [m for m in messages if m["MessageId"] not in failed]
+                self.stats.records += len(done)
+                if failed:
+                    self.stats.retries += len(failed)
+                    if not result.ok:
+                        self.stats.last_error = f"{result.error_type}: {result.error_message}"
+                for chunk in range(0, len(done), 10):
+                    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                               for i, m in enumerate(done[chunk:chunk + 10])]
+                    self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=entries)
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("sqs poller error")
+                self.stop.wait(0.5)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + self.mapping.window_s
+        while len(messages) < self.mapping.batch_size and not self.stop.is_set():
+            response = self.sqs.receive_message(
+                QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
+                WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
+            )
+            got = response.get("Messages", [])
+            messages.extend(got)
+            if not got:
+                if messages and time.monotonic() >= deadline:
+                    break
+                self.stop.wait(0.1)
+        return messages
+
+    def _failed_ids(self, messages: list[dict[str, Any]], result: InvokeResult) -> set[str]:
+        every = {m["MessageId"] for m in messages}
+        if not result.ok:
+            return every
+        if not self.mapping.report_item_failures or not isinstance(result.payload, dict):
+            return set()
+        failures = result.payload.get("batchItemFailures") or []
+        ids = {f.get("itemIdentifier") for f in failures if isinstance(f, dict)}
+        return every if ids - every else {i for i in ids if isinstance(i, str)}
