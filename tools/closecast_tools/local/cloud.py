@@ -36,6 +36,7 @@ from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, Invok
 from closecast_tools.local.template import Template, TemplateError, resolve
 
 log = logging.getLogger("closecast.local")
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server access log
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -81,6 +82,40 @@ class LocalResources:
             raise TemplateError(f"!GetAtt {logical_id}.{attr}: not known locally") from None
 
 
+def template_parameters(template: Template) -> dict[str, Any]:
+    return {
+        **template.parameter_defaults(),
+        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "closecast-local", "AWS::NoValue": None,
+    }
+
+
+def function_environment(
+    template: Template, parameters: dict[str, Any], resources: LocalResources, logical_id: str, *,
+    aws_endpoint_url: str, data_api_url: str,
+) -> dict[str, str]:
+    """The environment template.yaml gives the function, references resolved to the local resources, plus
+    what Lambda itself sets and the local endpoints (boto3 reads AWS_ENDPOINT_URL[_<SERVICE>])."""
+    spec = template.functions[logical_id]
+    env = {k: "" if v is None else str(v)
+           for k, v in resolve(spec.environment, resources.lookup, parameters).items()}
+    env.update({
+        "AWS_ENDPOINT_URL": aws_endpoint_url,
+        "AWS_ENDPOINT_URL_RDS_DATA": data_api_url,
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+    })
+    return env
+
+
+def function_config(template: Template, root: Path, logical_id: str, environment: dict[str, str]) -> FunctionConfig:
+    spec = template.functions[logical_id]
+    return FunctionConfig(name=logical_id, code_dir=(root / spec.code_dir).resolve(), handler=spec.handler,
+                          timeout_s=spec.timeout, memory_mb=spec.memory, environment=environment)
+
+
 @dataclass
 class CloudOptions:
     root: Path
@@ -96,11 +131,7 @@ class LocalCloud:
     def __init__(self, options: CloudOptions) -> None:
         self.options = options
         self.template = Template(options.root / "template.yaml")
-        self.parameters: dict[str, Any] = {
-            **self.template.parameter_defaults(),
-            "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "closecast-local", "AWS::NoValue": None,
-        }
+        self.parameters = template_parameters(self.template)
         self.resources = LocalResources()
         self.postgres: PostgresServer | None = None
         self.data_api: LocalDataApi | None = None
@@ -213,33 +244,16 @@ class LocalCloud:
         return resolved
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
-        spec = self.template.functions[logical_id]
-        env = {k: "" if v is None else str(v)
-               for k, v in resolve(spec.environment, self.resources.lookup, self.parameters).items()}
         assert self.data_api is not None
-        env.update({
-            "AWS_ENDPOINT_URL": self.aws_endpoint_url,
-            "AWS_ENDPOINT_URL_RDS_DATA": self.data_api.url,
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-            "POWERTOOLS_METRICS_DISABLED": env.get("POWERTOOLS_METRICS_DISABLED", "false"),
-        })
-        return env
+        return function_environment(self.template, self.parameters, self.resources, logical_id,
+                                    aws_endpoint_url=self.aws_endpoint_url, data_api_url=self.data_api.url)
 
     def _start_functions(self) -> None:
-        configs = {}
-        for logical_id, spec in self.template.functions.items():
-            configs[logical_id] = FunctionConfig(
-                name=logical_id,
-                code_dir=(self.options.root / spec.code_dir).resolve(),
-                handler=spec.handler,
-                timeout_s=spec.timeout,
-                memory_mb=spec.memory,
-                environment=self.function_environment(logical_id),
-            )
+        configs = {name: self.function_config(name) for name in self.template.functions}
         self.runtime = FunctionRuntime(configs, self.options.state_dir / "logs", self.options.max_instances)
+
+    def function_config(self, logical_id: str) -> FunctionConfig:
+        return function_config(self.template, self.options.root, logical_id, self.function_environment(logical_id))
 
     def invoke(self, function: str, event: Any) -> InvokeResult:
         assert self.runtime is not None

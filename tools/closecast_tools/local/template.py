@@ -84,6 +84,9 @@ class FunctionSpec:
 
     @property
     def handler(self) -> str:
+        if self.package_type == "Image":
+            command = self.properties.get("ImageConfig", {}).get("Command") or ["app.handler"]
+            return str(command[0])
         return str(self.properties.get("Handler", "app.handler"))
 
     @property

@@ -1,0 +1,143 @@
+"""Ingest logic: record shapes, validation, partial failures and the quarantine decision."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from closecast import ingest
+from closecast.db.errors import CheckViolation, DatabaseResuming
+from tests.conftest import load_event
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingApi:
+    """Stands in for the Data API in unit tests: records the statements, optionally fails."""
+
+    def __init__(self, fail_with: Exception | None = None, fail_when: Any = None) -> None:
+        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+        self.fail_with = fail_with
+        self.fail_when = fail_when or (lambda sql, sets: True)
+
+    def batch_execute(self, sql: str, param_sets: list[dict[str, Any]], **_: Any) -> int:
+        if self.fail_with is not None and self.fail_when(sql, param_sets):
+            raise self.fail_with
+        self.calls.append((sql, list(param_sets)))
+        return len(param_sets)
+
+
+def records(event_file: str) -> list[ingest.StreamRecord]:
+    return ingest.records_from_event(load_event(event_file))
+
+
+def test_rows_one_per_record_are_written_in_one_call() -> None:
+    """Given three valid row records, when the batch is processed, then one upsert carries all three rows."""
+    api = RecordingApi()
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), quarantined.append)  # type: ignore[arg-type]
+    assert outcome.rows_written == 3
+    assert len(api.calls) == 1 and len(api.calls[0][1]) == 3
+    assert quarantined == [] and outcome.response() == {"batchItemFailures": []}
+
+
+def test_envelope_rows_are_written() -> None:
+    """Given an envelope record of three rows, when processed, then the three rows are upserted."""
+    api = RecordingApi()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-envelope.json"), lambda r: None)  # type: ignore[arg-type]
+    assert outcome.rows_written == 3 and outcome.rejections == []
+
+
+def test_bad_records_are_quarantined_and_good_ones_still_written() -> None:
+    """Given a batch with a valid row, a non-JSON record and an invalid flag, when processed, then the valid row
+    is written, both bad records are quarantined with their reason, and nothing is reported for retry."""
+    api = RecordingApi()
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(api, records("ingest/kinesis-mixed-bad.json"), quarantined.append)  # type: ignore[arg-type]
+    assert outcome.rows_written == 1
+    reasons = sorted(r.reason.split(":")[0] for r in quarantined)
+    assert reasons == ["invalid row", "not JSON"]
+    invalid = next(r for r in quarantined if r.reason == "invalid row")
+    assert invalid.errors[0]["field"] == "imbalance_buy_sell_flag"
+    assert outcome.failed_sequence_numbers == []
+
+
+def test_envelope_with_one_bad_row_keeps_the_others() -> None:
+    """Given an envelope whose second row has a negative size, when parsed, then two rows pass and the bad one
+    is rejected with its index."""
+    event = load_event("ingest/kinesis-envelope.json")
+    body = json.loads(base64.b64decode(event["Records"][0]["kinesis"]["data"]))
+    body["data"][1]["bid_size"] = -5
+    event["Records"][0]["kinesis"]["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+    parsed, rejections = ingest.parse(ingest.records_from_event(event)[0])
+    assert len(parsed.rows) == 2
+    assert [r.row_index for r in rejections] == [1]
+    assert rejections[0].errors[0]["field"] == "bid_size"
+
+
+def test_row_id_must_match_its_keys() -> None:
+    """Given a row whose row_id disagrees with date/seconds/stock, when parsed, then it is rejected naming row_id."""
+    row = {"stock_id": 3, "date_id": 5, "seconds_in_bucket": 10, "imbalance_buy_sell_flag": 0, "row_id": "5_10_4"}
+    record = ingest.StreamRecord("1", "3", json.dumps(row).encode())
+    _, rejections = ingest.parse(record)
+    assert rejections and "row_id" in json.dumps(rejections[0].errors)
+
+
+def test_revealed_targets_update_rows() -> None:
+    """Given a revealed-targets record, when processed, then one UPDATE per target is sent in one call."""
+    api = RecordingApi()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), lambda r: None)  # type: ignore[arg-type]
+    assert outcome.targets_revealed == 2
+    sql, sets = api.calls[0]
+    assert sql.startswith("UPDATE stock_data SET target")
+    assert sets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -2.310276}
+
+
+def test_transient_database_fault_reports_every_writing_record_for_retry() -> None:
+    """Given the database is resuming, when a batch is processed, then every record that had rows is reported
+    as a batch item failure (Kinesis delivers them again), and none is quarantined."""
+    api = RecordingApi(fail_with=DatabaseResuming("resuming"))
+    batch = records("ingest/kinesis-rows.json")
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    assert outcome.failed_sequence_numbers == [r.sequence_number for r in batch]
+    assert quarantined == []
+
+
+def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
+    """Given the database refuses the batch because of one record, when processed, then records are written one
+    by one, the refused record is quarantined with the database message and the others land."""
+    batch = records("ingest/kinesis-rows.json")
+    bad_stock = json.loads(batch[1].data)["stock_id"]
+
+    def refuses(sql: str, sets: list[dict[str, Any]]) -> bool:
+        return any(s["stock_id"] == bad_stock for s in sets)
+
+    api = RecordingApi(fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses)
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    assert outcome.rows_written == 2
+    assert [r.record.sequence_number for r in quarantined] == [batch[1].sequence_number]
+    assert quarantined[0].reason.startswith("refused by the database")
+
+
+def test_a_record_that_cannot_be_quarantined_is_delivered_again() -> None:
+    """Given the quarantine store fails, when a bad record is processed, then it is reported for retry, not lost."""
+    def broken(_: ingest.Rejection) -> None:
+        raise OSError("s3 down")
+
+    batch = records("ingest/kinesis-mixed-bad.json")
+    outcome = ingest.process_batch(RecordingApi(), batch, broken)  # type: ignore[arg-type]
+    assert outcome.failed_sequence_numbers == [batch[1].sequence_number, batch[2].sequence_number]
+
+
+def test_quarantine_document_keeps_the_raw_record() -> None:
+    """Given a non-UTF-8 record, when its quarantine document is built, then the bytes are kept in base64."""
+    rejection = ingest.Rejection(ingest.StreamRecord("42", "k", b"\xff\xfe", "shardId-0"), "not JSON")
+    document = ingest.quarantine_document(rejection)
+    assert document["record"]["data"] is None
+    assert base64.b64decode(document["record"]["data_base64"]) == b"\xff\xfe"
+    assert ingest.quarantine_key("quarantine/", rejection).endswith("/shardId-0/42.json")

@@ -1,0 +1,84 @@
+"""The demo behind `make demo`: synthetic auction snapshots onto the local Kinesis stream, through the ingest
+function into PostgreSQL, and back out through the HTTP API; one bad record shows the quarantine."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import IO, Any
+
+import pandas as pd
+
+from closecast.market.schema import KAGGLE_COLUMNS
+from closecast_tools.local.cloud import LocalCloud, client
+from closecast_tools.market.generate import generate_frame
+
+
+def sample_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
+    frame = generate_frame(days=1, seed=seed)
+    frame = frame.sort_values(["date_id", "seconds_in_bucket", "stock_id"]).head(n)
+    columns = [c for c in KAGGLE_COLUMNS if c in frame.columns]
+    rows = json.loads(frame[columns].to_json(orient="records", double_precision=15))
+    return list(rows)
+
+
+def put_rows(kinesis: Any, stream: str, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        records = [{"Data": json.dumps(r).encode(), "PartitionKey": str(r["stock_id"])} for r in chunk]
+        while records:
+            response = kinesis.put_records(StreamName=stream, Records=records)
+            records = [rec for rec, res in zip(records, response["Records"], strict=True) if "ErrorCode" in res]
+            if records:
+                time.sleep(0.2)
+
+
+def get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - local gateway URL
+        body: dict[str, Any] = json.loads(response.read())
+        return body
+
+
+def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.0) -> dict[str, Any]:
+    state = cloud.state
+    data = sample_rows(rows)
+    date_id = int(data[0]["date_id"])
+    kinesis = client("kinesis", state["aws_endpoint_url"])
+    print(f"putting {len(data)} snapshot rows on stream {state['stream_name']} (one row per record)", file=out)
+    started = time.perf_counter()
+    put_rows(kinesis, state["stream_name"], data)
+    bad = {"stock_id": 1, "date_id": date_id, "seconds_in_bucket": 15, "imbalance_buy_sell_flag": 2}
+    kinesis.put_record(StreamName=state["stream_name"], Data=b"not json at all", PartitionKey="bad")
+    kinesis.put_record(StreamName=state["stream_name"], Data=json.dumps(bad).encode(), PartitionKey="bad")
+
+    url = f"{state['api_url']}/stock_data/?date_id={date_id}&page_size=1000"
+    deadline = time.monotonic() + timeout_s
+    body = get_json(url)
+    while body["total_results"] < len(data) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        body = get_json(url)
+    elapsed = time.perf_counter() - started
+    print(f"GET {url}", file=out)
+    print(f"  -> total_results={body['total_results']} total_pages={body['total_pages']} page={body['page']} "
+          f"page_size={body['page_size']} ({elapsed:.1f}s after PutRecords)", file=out)
+    frame = pd.DataFrame(body["data"])
+    if not frame.empty:
+        shown = ["row_id", "imbalance_size", "imbalance_buy_sell_flag", "reference_price", "bid_price",
+                 "ask_price", "wap", "target"]
+        print(frame[shown].head(8).to_string(index=False), file=out)
+    s3 = client("s3", state["aws_endpoint_url"])
+    quarantined: list[str] = []
+    while len(quarantined) < 2 and time.monotonic() < deadline:
+        listing = s3.list_objects_v2(Bucket=state["bucket"], Prefix="quarantine/")
+        quarantined = [o["Key"] for o in listing.get("Contents", [])]
+        if len(quarantined) < 2:
+            time.sleep(0.2)
+    print(f"quarantined bad records: {len(quarantined)}", file=out)
+    for key in quarantined:
+        document = json.loads(s3.get_object(Bucket=state["bucket"], Key=key)["Body"].read())
+        print(f"  s3://{state['bucket']}/{key}: {document['reason']}", file=out)
+    ok = body["total_results"] == len(data)
+    print("demo ok" if ok else "demo FAILED: not every row came back", file=out, flush=True)
+    return {"rows": len(data), "returned": body["total_results"], "quarantined": len(quarantined),
+            "seconds": elapsed, "ok": ok}
