@@ -1,0 +1,193 @@
+"""The local cloud as a user meets it: the template's routes over real HTTP, the stream into PostgreSQL
+through the ingest function and the Data API, the quarantine in S3."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from closecast_tools.local.cloud import client
+from closecast_tools.local.template import Template
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def kaggle_rows(shared_data: Path, date_id: int, seconds: set[int]) -> list[dict[str, Any]]:
+    ints = {"stock_id", "date_id", "seconds_in_bucket", "imbalance_buy_sell_flag", "time_id"}
+    rows = []
+    with open(shared_data / "kaggle-example" / "test.csv") as handle:
+        for raw in csv.DictReader(handle):
+            if int(raw["date_id"]) != date_id or int(raw["seconds_in_bucket"]) not in seconds:
+                continue
+            row: dict[str, Any] = {}
+            for key, value in raw.items():
+                if key == "row_id":
+                    row[key] = value
+                elif key in ints:
+                    row[key] = int(value)
+                else:
+                    row[key] = float(value) if value else None
+            rows.append(row)
+    return rows
+
+
+def put_envelopes(cloud: Any, rows: list[dict[str, Any]], extra: list[bytes] = ()) -> None:  # type: ignore[assignment]
+    kinesis = client("kinesis", cloud.state["aws_endpoint_url"])
+    by_snapshot: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_snapshot.setdefault((row["date_id"], row["seconds_in_bucket"]), []).append(row)
+    records = [{"Data": json.dumps({"data": chunk, "commit": True}).encode(), "PartitionKey": f"{d}_{s}"}
+               for (d, s), chunk in sorted(by_snapshot.items())]
+    records += [{"Data": data, "PartitionKey": "extra"} for data in extra]
+    response = kinesis.put_records(StreamName=cloud.state["stream_name"], Records=records)
+    assert response["FailedRecordCount"] == 0
+
+
+def wait_for_total(url: str, expected: int, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http("GET", url)
+        assert status == 200, body
+        if body["total_results"] >= expected or time.monotonic() > deadline:
+            return dict(body)
+        time.sleep(0.1)
+
+
+def test_local_json_describes_the_running_cloud(local_cloud: Any) -> None:
+    """Given the local cloud is up, then local.json names every endpoint and resource a client needs."""
+    state = json.loads((local_cloud.options.state_dir / "local.json").read_text())
+    for key in ("api_url", "aws_endpoint_url", "data_api_endpoint_url", "region", "stream_name", "bucket",
+                "jobs_queue_url", "db_cluster_arn", "db_secret_arn", "database"):
+        assert state[key], key
+    assert state["db_cluster_arn"].startswith("arn:aws:rds:")
+    assert state["db_secret_arn"].startswith("arn:aws:secretsmanager:")
+
+
+def test_every_template_route_is_served_and_every_served_route_is_in_the_template(local_cloud: Any) -> None:
+    """Given the routes of template.yaml, when each is called on the gateway, then a function answers (not the
+    gateway's 404); and the gateway serves exactly those routes."""
+    template = Template(REPO / "template.yaml")
+    assert {r.route_key for r in local_cloud.gateway.table.routes} == {r.route_key for r in template.routes()}
+    for route in template.routes():
+        status, body = http(route.method, local_cloud.state["api_url"] + route.path, {} if route.method == "POST" else None)
+        assert body != {"message": "Not Found"}, route
+        assert status in (200, 201, 422), (route, status, body)
+    status, body = http("GET", local_cloud.state["api_url"] + "/not-a-route")
+    assert (status, body) == (404, {"message": "Not Found"})
+
+
+@pytest.mark.parametrize("path", ["/stock_data/", "/date_mappings/", "/models/", "/model-inferences/"])
+def test_each_resource_lists_with_the_page_envelope(local_cloud: Any, path: str) -> None:
+    """Given a resource, when its list is asked for, then the answer is the page envelope."""
+    status, body = http("GET", f"{local_cloud.state['api_url']}{path}?page=1&page_size=5")
+    assert status == 200
+    assert set(body) == {"total_results", "total_pages", "page", "page_size", "data"}
+    assert body["page"] == 1 and body["page_size"] == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [("page=abc", 422, "page"), ("page_size=0", 422, "page_size"), ("page_size=100000", 422, "page_size"),
+     ("seconds_in_bucket=15", 422, "seconds_in_bucket"), ("dateid=3", 400, "dateid")],
+)
+def test_bad_query_parameters_get_4xx_naming_the_field(local_cloud: Any, query: str, status: int, field: str) -> None:
+    """Given a bad or unknown query parameter, when the list is asked for, then 4xx with a JSON error naming it."""
+    got, body = http("GET", f"{local_cloud.state['api_url']}/stock_data/?{query}")
+    assert got == status
+    assert [e["field"] for e in body["errors"]] == [field]
+
+
+def test_snapshots_put_on_the_stream_come_back_through_the_api(local_cloud: Any, shared_data: Path) -> None:
+    """Given 600 real Kaggle rows (three snapshots of date 478) put on the stream as envelopes, when the API is
+    asked for date 478 in pages of 250, then all 600 come back, paged, with their values intact."""
+    rows = kaggle_rows(shared_data, 478, {0, 10, 20})
+    put_envelopes(local_cloud, rows)
+    api = local_cloud.state["api_url"]
+    body = wait_for_total(f"{api}/stock_data/?date_id=478&page_size=250", len(rows))
+    assert (body["total_results"], body["total_pages"], len(body["data"])) == (600, 3, 250)
+    _, last = http("GET", f"{api}/stock_data/?date_id=478&page_size=250&page=3")
+    assert len(last["data"]) == 100
+    by_id = {r["row_id"]: r for r in rows}
+    for got in body["data"]:
+        sent = by_id[got["row_id"]]
+        assert {k: got[k] for k in sent} == sent
+        assert got["target"] is None
+
+
+def test_bad_records_are_quarantined_and_do_not_stop_the_good_ones(local_cloud: Any, shared_data: Path) -> None:
+    """Given one good snapshot, a record that is not JSON and a row with an impossible flag in the same
+    PutRecords call, when ingested, then the good rows land and both bad records are in the quarantine with
+    their reason and raw data."""
+    rows = kaggle_rows(shared_data, 479, {100})
+    bad_row = dict(rows[0], imbalance_buy_sell_flag=7)
+    put_envelopes(local_cloud, rows, extra=[b"\x00garbage", json.dumps(bad_row).encode()])
+    body = wait_for_total(f"{local_cloud.state['api_url']}/stock_data/?date_id=479&seconds_in_bucket=100", 200)
+    assert body["total_results"] == 200
+    s3 = client("s3", local_cloud.state["aws_endpoint_url"])
+    bucket = local_cloud.state["bucket"]
+    deadline = time.monotonic() + 30
+    documents: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/").get("Contents", [])]
+        documents = [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+        raw = [d["record"]["data"] for d in documents] + [d["record"]["data_base64"] for d in documents]
+        if json.dumps(bad_row) in raw and any(d["reason"].startswith("not JSON") for d in documents):
+            break
+        time.sleep(0.2)
+    flag = [d for d in documents if d["record"]["data"] == json.dumps(bad_row)]
+    assert flag and flag[0]["errors"][0]["field"] == "imbalance_buy_sell_flag"
+    assert any(d["reason"].startswith("not JSON") for d in documents)
+
+
+def test_delivering_the_same_records_twice_changes_nothing(local_cloud: Any, shared_data: Path) -> None:
+    """Given a snapshot already ingested, when the same records are delivered again, then the count and every
+    value are unchanged."""
+    rows = kaggle_rows(shared_data, 480, {200})
+    url = f"{local_cloud.state['api_url']}/stock_data/?date_id=480&page_size=1000"
+    put_envelopes(local_cloud, rows)
+    first = wait_for_total(url, 200)
+    put_envelopes(local_cloud, rows)
+    put_envelopes(local_cloud, rows[:1])  # a marker that arrives after the duplicates
+    time.sleep(1.5)
+    second = wait_for_total(url, 200)
+    assert second["total_results"] == first["total_results"] == 200
+    assert second["data"] == first["data"]
+
+
+def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
+    """Given valid POST bodies, when posted, then 201 and the records are listed; a missing model is a 400
+    naming model_id."""
+    api = local_cloud.state["api_url"]
+    status, _ = http("POST", f"{api}/date_mappings/", {"data": [{"date_id": 900, "trading_date": "2024-01-02"}]})
+    assert status == 201
+    _, listed = http("GET", f"{api}/date_mappings/?date_id=900")
+    assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
+    model = {"name": "xgb-test", "artifact_uri": "s3://b/m.ubj", "feature_set": "v1", "params": {"eta": 0.1}}
+    status, created = http("POST", f"{api}/models/", model)
+    assert status == 201 and created["version"] == 1 and created["params"] == {"eta": 0.1}
+    inference = {"model_id": created["id"], "date_id": 900, "predictions_uri": "s3://b/p.parquet", "n_rows": 10}
+    status, _ = http("POST", f"{api}/model-inferences/", inference)
+    assert status == 201
+    status, body = http("POST", f"{api}/model-inferences/", {**inference, "model_id": 10**9})
+    assert status == 400 and body["errors"][0]["field"] == "model_id"
+    status, body = http("POST", f"{api}/models/", {**model, "artifact_uri": "not-s3"})
+    assert status == 422 and body["errors"][0]["field"] == "artifact_uri"

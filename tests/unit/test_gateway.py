@@ -1,0 +1,53 @@
+"""The local gateway's translation between HTTP and payload format 2.0."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from closecast_tools.local.gateway import RouteTable, build_event, to_http
+from closecast_tools.local.runtime import InvokeResult
+from closecast_tools.local.template import Route
+
+pytestmark = pytest.mark.unit
+
+
+def test_exact_routes_win_over_parameterised_ones() -> None:
+    """Given /models/{id} and /models/latest, when /models/latest is requested, then the exact route matches."""
+    table = RouteTable([Route("GET", "/models/{id}", "A"), Route("GET", "/models/latest", "B")])
+    found = table.match("GET", "/models/latest")
+    assert found and found[0].function == "B"
+    found = table.match("GET", "/models/7")
+    assert found and found[0].function == "A" and found[1] == {"id": "7"}
+    assert table.match("POST", "/models/7") is None
+
+
+def test_event_has_the_payload_2_shape() -> None:
+    """Given a GET with repeated query parameters, when the event is built, then values are comma-joined and the
+    request context carries the method, path and route key."""
+    route = Route("GET", "/stock_data", "F")
+    event = build_event(route, "GET", "/stock_data", "a=1&a=2&b=", {"Host": "x"}, b"", {}, "127.0.0.1")
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /stock_data"
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    assert event["requestContext"]["http"]["method"] == "GET"
+    assert event["headers"] == {"host": "x"}
+    assert "body" not in event
+
+
+def test_binary_body_is_base64() -> None:
+    """Given a binary request body, when the event is built, then it is base64 with isBase64Encoded true."""
+    route = Route("POST", "/x", "F")
+    event = build_event(route, "POST", "/x", "", {"Content-Type": "application/octet-stream"}, b"\x00\x01", {}, "")
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\x00\x01"
+
+
+def test_function_errors_become_500_and_plain_objects_become_200_json() -> None:
+    """Given a failed invocation, then 500; given a plain object answer, then 200 with it as JSON."""
+    assert to_http(InvokeResult(False, None, "Boom", "x"))[0] == 500
+    status, headers, body = to_http(InvokeResult(True, {"a": 1}))
+    assert (status, headers["Content-Type"], body) == (200, "application/json", b'{"a": 1}')
+    status, _, body = to_http(InvokeResult(True, {"statusCode": 201, "body": "{}", "headers": {"X": "1"}}))
+    assert (status, body) == (201, b"{}")
