@@ -14,7 +14,9 @@ of ``data_dir`` traversable for it.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
@@ -96,7 +98,11 @@ class EmbeddedPostgres:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
         except Exception:  # already stopped
             _log.info("postgres in %s was not running", self.data_dir)
-        # pgserver caches one handle per data dir; drop it so a later start really starts a server.
+        # pgserver caches one handle per data dir and registers an atexit hook for it; drop both so a
+        # later start on the same directory really starts a server and exit does not trip on the handle.
+        atexit.unregister(self._server._cleanup)
+        with suppress(Exception):
+            self._server.global_process_id_list.get_and_remove(os.getpid())
         _PgServer._instances.pop(self.data_dir, None)
         self._stopped = True
 

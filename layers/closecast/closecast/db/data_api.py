@@ -386,7 +386,8 @@ class DataApi:
         **The SQL must end in an ORDER BY over a unique key**, or pages may overlap or skip rows; it must
         not use the parameter names ``_limit``/``_offset``.  Pages after the first are sized from the
         measured size of the previous one (aiming at half the limit, at most ``max_page_size`` rows); if
-        the service still refuses a page as too large, the page size is halved and that page retried.
+        the service still refuses a page as too large, the page size is halved and that page retried (later
+        pages never grow back past a refused size).
         Without a ``transaction_id`` each page is its own snapshot: rows written meanwhile may shift pages.
         """
         inner = sql.strip().rstrip(";").strip()
@@ -395,6 +396,7 @@ class DataApi:
         if "_limit" in base or "_offset" in base:
             raise ValueError("parameters _limit and _offset are reserved by query()")
         limit = max(1, page_size)
+        ceiling = max(limit, max_page_size)  # lowered to below any page size the service refused
         offset = 0
         while True:
             try:
@@ -408,6 +410,7 @@ class DataApi:
                 if limit == 1:
                     raise
                 limit = max(1, limit // 2)
+                ceiling = limit
                 continue
             page = _decode_response(response)
             yield from page.records
@@ -417,7 +420,7 @@ class DataApi:
             offset += n
             estimated = _wire_size(response.get("records") or []) or 1
             per_row = estimated / n
-            limit = max(1, min(max_page_size, int(_PAGE_TARGET_BYTES / per_row)))
+            limit = max(1, min(ceiling, int(_PAGE_TARGET_BYTES / per_row)))
 
     def query(
         self,
