@@ -5,10 +5,10 @@ The model (all prices relative, per stock-day, vectorised over days x stocks; st
 * mid price    P[k+1] = P[k] + mu[k] + e[k+1]     (arithmetic: conditional means stay linear, hence exact)
 * noise        e = day_vol * vol_i * (beta_i * f + idio), f a market factor shared by all stocks; f and idio
                are unit-variance Student-t draws (fat tails), clipped symmetrically (so their mean stays 0)
-* drift        mu[k] = vol_i * C_Z * z[k] / zscale[k]  +  KAPPA * g[k]  +  C_B * b[k]   - everything observable:
+* drift        mu[k] = vol_i * C_Z * z[k] / zscale[k]  + KAPPA * g[k] + C_B * b[k]  - all observable:
     z[k] = flag * imbalance_size / matched_size (the auction imbalance; 0 when the flag is 0),
     g[k] = reference_price - mid,
-    b[k] = wap / mid - 1 (book pressure: wap = mid * (1 + half_spread * (bid_size-ask_size)/(bid_size+ask_size)))
+    b[k] = wap / mid - 1 (book pressure: wap = mid * (1 + h * (bid_size-ask_size)/(bid_size+ask_size)))
 * state        z[k+1] = B[k+1] * (PHI_Z * z[k] + s[k] * xi)   B a Markov on/off chain (off = paired, flag 0)
                g[k+1] = PHI_G * g[k] + vol_i * SIGMA_G * eta
                b[k]   = independent each step, symmetric around 0
@@ -40,8 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-
-from closecast.market.dataset import MANIFEST_NAME, ORACLE_NAME, TRAIN_NAME, DATASET_VERSION
+from closecast.market.dataset import DATASET_VERSION, MANIFEST_NAME, ORACLE_NAME, TRAIN_NAME
 from closecast.market.kaggle import expected_row_ids, frame_dtypes
 from closecast.market.schema import KAGGLE_COLUMNS, N_STOCKS, SECONDS_STEP, SNAPSHOTS_PER_DAY
 from closecast.market.targets import BPS, HORIZON_STEPS, _weights_array, targets_from_cube
@@ -186,7 +185,7 @@ def simulate_block(
     draws = _draw_days(seed, np.asarray(date_ids), n_stocks, p)
     n_days = len(date_ids)
     shape = (n_days, STEPS, n_stocks)
-    # the drift scales with the stock's (constant, learnable) volatility; the shocks also with the day's regime
+    # the drift scales with the stock's (constant, learnable) vol; the shocks also with the day's regime
     vol = np.broadcast_to(stocks.vol[None, :], (n_days, n_stocks))  # (D, S)
     shock_vol = draws.day_vol[:, None] * vol
     zscale = _z_scale(p)
@@ -221,7 +220,10 @@ def simulate_block(
         if k == STEPS - 1:
             break
         drift = vol * p.c_z * z[:, k, :] / zscale[k] + p.kappa * gap[:, k, :] + p.c_b * pressure[:, k, :]
-        shock = stocks.beta[None, :] * draws.factor[:, k + 1, None] + stocks.idio[None, :] * draws.idio[:, k + 1, :]
+        shock = (
+            stocks.beta[None, :] * draws.factor[:, k + 1, None]
+            + stocks.idio[None, :] * draws.idio[:, k + 1, :]
+        )
         mid[:, k + 1, :] = mid[:, k, :] + drift + shock_vol * shock
         gap[:, k + 1, :] = p.phi_g * gap[:, k, :] + shock_vol * p.sigma_g * draws.eta[:, k + 1, :]
         on = draws.uniform_on[:, k + 1, :] < np.where(on, p.p_on_on, p.p_off_on)

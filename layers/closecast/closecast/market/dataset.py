@@ -48,7 +48,9 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     except json.JSONDecodeError as error:
         raise DatasetError(f"{path}, line {error.lineno}: not valid JSON ({error.msg})") from error
     if manifest.get("kind") != "closecast-synthetic-market" or manifest.get("version") != DATASET_VERSION:
-        raise DatasetError(f"{path}: unknown dataset kind/version {manifest.get('kind')}/{manifest.get('version')}")
+        raise DatasetError(
+            f"{path}: unknown dataset kind/version {manifest.get('kind')}/{manifest.get('version')}"
+        )
     return manifest
 
 
@@ -136,14 +138,15 @@ def iter_days(
         if manifest["format"] == "parquet":
             for start in range(first, last + 1, block_days):
                 block = _read_generated(Path(path), (start, min(last, start + block_days - 1)), with_oracle)
-                yield from _split_days(block)
+                yield from split_days(block)
             return
-        yield from _split_days(_read_generated(Path(path), (first, last), with_oracle))
+        yield from split_days(_read_generated(Path(path), (first, last), with_oracle))
         return
-    yield from _split_days(read_dataset(path, date_range=date_range, with_oracle=with_oracle))
+    yield from split_days(read_dataset(path, date_range=date_range, with_oracle=with_oracle))
 
 
-def _split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+def split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """Consecutive runs of one date_id (the frame sorted by date) as separate frames."""
     if frame.empty:
         return
     dates = frame["date_id"].to_numpy()
@@ -164,4 +167,5 @@ __all__ = [
     "kaggle_files",
     "read_dataset",
     "read_manifest",
+    "split_days",
 ]

@@ -89,7 +89,7 @@ def frame_dtypes(float_dtype: FloatDtype = "float64") -> dict[str, str]:
 
 
 class KaggleFormatError(ValueError):
-    """A file that cannot be read as the Kaggle schema. `line` is 1-based (line 1 = header); `column` a name."""
+    """A file that cannot be read as the Kaggle schema. `line`: 1-based (1 = the header); `column`: a name."""
 
     def __init__(self, file: str | Path, line: int | None, column: str | None, problem: str) -> None:
         self.file = str(file)
@@ -206,9 +206,13 @@ def sniff_kind(path: str | Path) -> FileKind:
     duplicated = [c for c, n in Counter(header).items() if n > 1]
     expected = f"a Kaggle {kind} file ({','.join(columns)})"
     if len(set(header) & set(columns)) < 3:
-        raise KaggleFormatError(path, 1, header[0], f"not a Kaggle file of any known schema; expected {expected}")
+        raise KaggleFormatError(
+            path, 1, header[0], f"not a Kaggle file of any known schema; expected {expected}"
+        )
     if duplicated:
-        raise KaggleFormatError(path, 1, duplicated[0], f"column appears twice in the header; expected {expected}")
+        raise KaggleFormatError(
+            path, 1, duplicated[0], f"column appears twice in the header; expected {expected}"
+        )
     if missing:
         raise KaggleFormatError(path, 1, missing[0], f"missing column; expected {expected}")
     raise KaggleFormatError(path, 1, extra[0], f"unexpected column; expected {expected}")
@@ -254,7 +258,7 @@ def _chunks(
 
 
 def _as_numeric(chunk: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Text chunk -> float64 chunk; cells that are not numbers become NaN, returned as column -> (mask, text)."""
+    """Text chunk -> float64 chunk; non-numbers become NaN, returned as column -> (mask, text)."""
     wrong_cells: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     out = {}
     for column in chunk.columns:
@@ -298,7 +302,9 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
     with np.errstate(invalid="ignore"):
         for column in SIZE_COLUMNS:
             values = chunk[column].to_numpy(dtype=np.float64)
-            rules.append((column, "must be a finite number >= 0 or empty", ~np.isnan(values) & ~(values >= 0)))
+            rules.append(
+                (column, "must be a finite number >= 0 or empty", ~np.isnan(values) & ~(values >= 0))
+            )
             rules[-1][2][np.isinf(values)] = True
         for column in PRICE_COLUMNS:
             values = chunk[column].to_numpy(dtype=np.float64)
@@ -310,7 +316,11 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
     time_id = chunk["time_id"].to_numpy(dtype=np.float64)
     expected_time = date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP
     rules.append(
-        ("time_id", "must equal date_id*55 + seconds_in_bucket/10", ~np.isnan(time_id) & (time_id != expected_time))
+        (
+            "time_id",
+            "must equal date_id*55 + seconds_in_bucket/10",
+            ~np.isnan(time_id) & (time_id != expected_time),
+        )
     )
     row_id = chunk["row_id"]
     expected_row = expected_row_ids(date, seconds, stock)
@@ -322,7 +332,9 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
 
 def expected_row_ids(date_id: np.ndarray, seconds: np.ndarray, stock_id: np.ndarray) -> pa.Array:
     """Kaggle row ids `f"{date_id}_{seconds_in_bucket}_{stock_id}"`, vectorised (a pyarrow string array)."""
-    parts = [pc.cast(pa.array(np.asarray(v, dtype=np.int64)), pa.string()) for v in (date_id, seconds, stock_id)]
+    parts = [
+        pc.cast(pa.array(np.asarray(v, dtype=np.int64)), pa.string()) for v in (date_id, seconds, stock_id)
+    ]
     return pc.binary_join_element_wise(*parts, "_")
 
 
@@ -389,7 +401,9 @@ def _read_file(
             report.rows_outside_date_range += int((~in_range).sum())
             keep = in_range
             if kind == "revealed_targets":
-                blank = chunk[["stock_id", "revealed_date_id", "revealed_target"]].isna().all(axis=1).to_numpy()
+                blank = (
+                    chunk[["stock_id", "revealed_date_id", "revealed_target"]].isna().all(axis=1).to_numpy()
+                )
                 report.revealed_rows_read += len(chunk)
                 report.revealed_rows_blank += int(blank.sum())
                 keep = keep & ~blank
@@ -440,7 +454,9 @@ def _cast(chunk: pd.DataFrame, kind: FileKind, float_dtype: FloatDtype = "float6
         elif column == "time_id":
             out[column] = (date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP).astype("int32")
         elif column == "row_id":
-            out[column] = pd.Series(expected_row_ids(date, seconds, stock).to_pandas(), dtype="str").to_numpy()
+            out[column] = pd.Series(
+                expected_row_ids(date, seconds, stock).to_pandas(), dtype="str"
+            ).to_numpy()
         else:
             out[column] = chunk[column].to_numpy().astype(dtypes[column])
     frame = pd.DataFrame(out)
@@ -455,7 +471,7 @@ def read_kaggle_csv(
     max_reported: int = 1000,
 ) -> KaggleData:
     """Read one Kaggle file. train/test -> the Kaggle frame; revealed_targets -> columns
-    (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date the target belongs to."""
+    (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date (the target's own)."""
     kind = sniff_kind(path)
     report = LoadReport(files=[str(path)], max_reported=max_reported)
     frame = _read_file(path, kind, date_range=date_range, chunksize=chunksize, report=report)
@@ -463,10 +479,14 @@ def read_kaggle_csv(
         duplicated = frame.duplicated(["date_id", "seconds_in_bucket", "stock_id"], keep="first")
         if duplicated.any():
             cells = [
-                BadCell(str(path), 0, "stock_id", str(row.stock_id), "duplicate revealed target (row ignored)")
+                BadCell(
+                    str(path), 0, "stock_id", str(row.stock_id), "duplicate revealed target (row ignored)"
+                )
                 for row in frame[duplicated].itertuples()
             ]
-            report.add_bad(cells, Counter({("stock_id", "duplicate revealed target"): len(cells)}), len(cells))
+            report.add_bad(
+                cells, Counter({("stock_id", "duplicate revealed target"): len(cells)}), len(cells)
+            )
             frame = frame[~duplicated].reset_index(drop=True)
     report.rows_loaded = len(frame)
     return KaggleData(frame, report)
@@ -497,7 +517,9 @@ def load_kaggle(
         report.merge(data.report)
         (revealed if sniff_kind(path) == "revealed_targets" else frames).append(data.frame)
     if not frames:
-        raise KaggleFormatError(paths[0], None, None, "only revealed targets given: add train.csv or test.csv")
+        raise KaggleFormatError(
+            paths[0], None, None, "only revealed targets given: add train.csv or test.csv"
+        )
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     keys = ["date_id", "seconds_in_bucket", "stock_id"]
     if len(frames) > 1 or not _is_sorted(frame):

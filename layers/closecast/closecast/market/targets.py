@@ -50,7 +50,9 @@ def _weights_vector(weights: pd.Series | np.ndarray | None, n_stocks: int) -> np
     else:
         vector = np.asarray(weights, dtype=np.float64)
     if len(vector) < n_stocks or np.isnan(vector[:n_stocks]).any():
-        raise ValueError(f"no index weight for some stock_id < {n_stocks} (weights cover {len(vector)} stocks)")
+        raise ValueError(
+            f"no index weight for some stock_id < {n_stocks} (weights cover {len(vector)} stocks)"
+        )
     return vector[:n_stocks]
 
 
