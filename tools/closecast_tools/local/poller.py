@@ -158,18 +158,19 @@ class KinesisShardPoller:
                 self._checkpoint(done[-1])
             if not result.ok:
                 self.stats.last_error = f"{result.error_type}: {result.error_message}"
+                if self.mapping.bisect_on_error and len(batch) > 1:
+                    # splitting a batch does not count against the retry quota (as on Lambda)
+                    self.stats.bisects += 1
+                    half = len(batch) // 2
+                    self._deliver(batch[:half], attempts)
+                    self._deliver(batch[half:], attempts)
+                    return
             if self.mapping.max_retries >= 0 and attempts >= self.mapping.max_retries:
                 self._to_destination(batch, result)
                 self._checkpoint(batch[-1])
                 return
             attempts += 1
             self.stats.retries += 1
-            if not result.ok and self.mapping.bisect_on_error and len(batch) > 1:
-                self.stats.bisects += 1
-                half = len(batch) // 2
-                self._deliver(batch[:half], attempts)
-                self._deliver(batch[half:], attempts)
-                return
             self.stop.wait(min(0.05 * 2**attempts, 2.0))
 
     def _first_failure(self, batch: list[dict[str, Any]], result: InvokeResult) -> int | None:

@@ -1,0 +1,185 @@
+"""Event source mapping semantics of the local cloud, against Kinesis and SQS in moto's server mode, with a
+scripted function in place of a handler (what is under test is the poller)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from closecast_tools.local.cloud import client, free_port
+from closecast_tools.local.poller import KinesisMapping, KinesisShardPoller, MappingStats, SqsMapping, SqsPoller
+from closecast_tools.local.runtime import InvokeResult
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+class Scripted:
+    """A function whose answer for each call is decided by `script(call_number, records)`."""
+
+    def __init__(self, script: Callable[[int, list[dict[str, Any]]], InvokeResult]) -> None:
+        self.script = script
+        self.calls: list[list[dict[str, Any]]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, function: str, event: dict[str, Any]) -> InvokeResult:
+        with self.lock:
+            records = event["Records"]
+            self.calls.append(records)
+            return self.script(len(self.calls), records)
+
+
+def seqs(records: list[dict[str, Any]]) -> list[str]:
+    return [r["kinesis"]["sequenceNumber"] for r in records]
+
+
+def run_kinesis(moto_url: str, name: str, n: int, invoke: Scripted, until: Callable[[], bool], **mapping: Any
+                ) -> tuple[list[str], MappingStats, Any]:
+    kinesis, sqs = client("kinesis", moto_url), client("sqs", moto_url)
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    response = kinesis.put_records(
+        StreamName=name, Records=[{"Data": json.dumps({"i": i}).encode(), "PartitionKey": "k"} for i in range(n)]
+    )
+    sent = [r["SequenceNumber"] for r in response["Records"]]
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    queue_url = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
+    config = KinesisMapping(function="F", stream_arn=arn, stream_name=name, on_failure_queue_url=queue_url, **mapping)
+    stop, stats = threading.Event(), MappingStats()
+    poller = KinesisShardPoller(kinesis, sqs, invoke, config, shard, "us-east-1", stop, stats, idle_sleep=0.02)
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not until() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    thread.join(5)
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+    return sent, stats, messages
+
+
+def test_batches_respect_the_batch_size_and_keep_order(moto_url: str) -> None:
+    """Given 250 records and a batch size of 100, when polled, then the function sees 100, 100, 50 in order."""
+    fn = Scripted(lambda n, records: InvokeResult(True, {"batchItemFailures": []}))
+    sent, stats, _ = run_kinesis(moto_url, "sizes", 250, fn, lambda: sum(map(len, fn.calls)) >= 250,
+                                 batch_size=100, report_item_failures=True)
+    assert [len(c) for c in fn.calls] == [100, 100, 50]
+    assert [s for c in fn.calls for s in seqs(c)] == sent
+    assert stats.checkpoints["shardId-000000000000"] == sent[-1]
+
+
+def test_partial_failure_retries_from_the_lowest_failed_record(moto_url: str) -> None:
+    """Given the function reports records 3 and 5 of 10 as failed once, when polled, then the retry starts at
+    record 3 (the checkpoint is before it) and records 0-2 are not delivered again."""
+    def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
+        if n == 1:
+            return InvokeResult(True, {"batchItemFailures": [{"itemIdentifier": seqs(records)[5]},
+                                                              {"itemIdentifier": seqs(records)[3]}]})
+        return InvokeResult(True, {"batchItemFailures": []})
+
+    fn = Scripted(script)
+    sent, stats, _ = run_kinesis(moto_url, "partial", 10, fn, lambda: len(fn.calls) >= 2,
+                                 batch_size=10, report_item_failures=True, max_retries=3)
+    assert seqs(fn.calls[0]) == sent
+    assert seqs(fn.calls[1]) == sent[3:]
+    assert stats.retries == 1
+
+
+def test_function_error_bisects_the_batch(moto_url: str) -> None:
+    """Given the function fails whenever record 6 is in the batch, when polled with bisect on, then the batch is
+    split until record 6 is alone, and every other record is processed."""
+
+    def index(record: dict[str, Any]) -> int:
+        return int(json.loads(base64.b64decode(record["kinesis"]["data"]))["i"])
+
+    def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
+        if any(index(r) == 6 for r in records):
+            return InvokeResult(False, None, "Boom", "poison")
+        return InvokeResult(True, None)
+
+    fn = Scripted(script)
+
+    def done() -> bool:
+        return sum(1 for c in fn.calls if [index(r) for r in c] == [6]) >= 3
+
+    sent, stats, messages = run_kinesis(moto_url, "bisect", 8, fn, done, batch_size=8, bisect_on_error=True,
+                                        max_retries=2)
+    processed = {index(r) for c in fn.calls if all(index(r) != 6 for r in c) for r in c}
+    assert processed == {0, 1, 2, 3, 4, 5, 7}
+    assert stats.bisects >= 2
+    assert len(fn.calls[0]) == 8 and stats.sent_to_destination == 1
+
+
+def test_exhausted_retries_go_to_the_on_failure_destination_and_the_shard_moves_on(moto_url: str) -> None:
+    """Given a function that always fails and 2 retries allowed, when polled, then after 3 attempts the batch is
+    described on the failure queue (shard, sequence range, size) and later records are still delivered."""
+    def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
+        return InvokeResult(False, None, "Boom", "always") if n <= 3 else InvokeResult(True, None)
+
+    fn = Scripted(script)
+    kinesis = client("kinesis", moto_url)
+    name = "exhaust"
+
+    def until() -> bool:
+        if len(fn.calls) == 3 and not getattr(until, "added", False):
+            kinesis.put_record(StreamName=name, Data=b"{}", PartitionKey="k")
+            until.added = True  # type: ignore[attr-defined]
+        return len(fn.calls) >= 4
+
+    sent, stats, messages = run_kinesis(moto_url, name, 4, fn, until, batch_size=10, max_retries=2)
+    assert [len(c) for c in fn.calls] == [4, 4, 4, 1]
+    info = json.loads(messages[0]["Body"])["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (sent[0], sent[-1], 4)
+    assert stats.sent_to_destination == 4
+
+
+def test_sqs_partial_failures_stay_on_the_queue_and_reach_the_dead_letter_queue(moto_url: str) -> None:
+    """Given a queue with a redrive policy (2 receives) and a function that always fails message "bad", when
+    polled, then the good messages are deleted once processed and "bad" ends in the dead-letter queue."""
+    sqs = client("sqs", moto_url)
+    dlq = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(QueueName="jobs", Attributes={
+        "VisibilityTimeout": "1", "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})}
+    )["QueueUrl"]
+    for body in ("a", "bad", "b"):
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+    def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
+        failures = [{"itemIdentifier": r["messageId"]} for r in records if r["body"] == "bad"]
+        return InvokeResult(True, {"batchItemFailures": failures})
+
+    fn = Scripted(script)
+    mapping = SqsMapping("F", "arn:aws:sqs:us-east-1:123456789012:jobs", queue, batch_size=10,
+                         report_item_failures=True)
+    stop, stats = threading.Event(), MappingStats()
+    thread = threading.Thread(target=SqsPoller(sqs, fn, mapping, "us-east-1", stop, stats).run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    dead: list[dict[str, Any]] = []
+    while not dead and time.monotonic() < deadline:
+        dead = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10).get("Messages", [])
+        time.sleep(0.2)
+    stop.set()
+    thread.join(5)
+    assert [m["Body"] for m in dead] == ["bad"]
+    assert stats.records == 2
+    bodies = [r["body"] for call in fn.calls for r in call]
+    assert bodies.count("a") == 1 and bodies.count("b") == 1
