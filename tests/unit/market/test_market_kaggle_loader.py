@@ -1,0 +1,185 @@
+"""The Kaggle loader: real example files, dtypes, chunking, bad rows, and files it must refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from closecast.market.kaggle import KaggleFormatError, frame_dtypes, load_kaggle, read_kaggle_csv
+from closecast.market.schema import KAGGLE_COLUMNS
+
+pytestmark = pytest.mark.unit
+
+
+def _example(kaggle_example: Path):
+    return load_kaggle([kaggle_example / "test.csv", kaggle_example / "revealed_targets.csv"])
+
+
+def test_reads_every_row_of_the_real_test_file(kaggle_example: Path) -> None:
+    # Given Kaggle's example test.csv (200 stocks x 55 snapshots x 3 days)
+    # When it is loaded with its revealed targets
+    data = _example(kaggle_example)
+    # Then all 33,000 rows are there and none was refused
+    assert len(data.frame) == 33_000
+    assert data.report.bad_rows == 0
+    assert sorted(data.frame["date_id"].unique().tolist()) == [478, 479, 480]
+
+
+def test_reads_every_revealed_target_and_joins_them_to_their_rows(kaggle_example: Path) -> None:
+    # Given revealed_targets.csv (33,162 lines: targets of days 477..479, plus 162 blank lines)
+    data = _example(kaggle_example)
+    # Then every line is read, the blank ones are counted as such,
+    report = data.report
+    assert report.revealed_rows_read == 33_162
+    assert report.revealed_rows_blank == 162
+    # and the targets of 478 and 479 land on their rows (477 has no row in test.csv)
+    assert report.revealed_joined == 22_000
+    assert report.revealed_unmatched == 11_000
+    known = data.frame.groupby("date_id")["target"].count().to_dict()
+    assert known == {478: 11_000, 479: 11_000, 480: 0}
+
+
+def test_a_joined_target_is_the_revealed_value_of_its_row(kaggle_example: Path) -> None:
+    # Given the first line of revealed_targets.csv for revealed_date_id 478 (stock 0, second 0)
+    revealed = pd.read_csv(kaggle_example / "revealed_targets.csv")
+    line = revealed[
+        (revealed.revealed_date_id == 478) & (revealed.stock_id == 0) & (revealed.seconds_in_bucket == 0)
+    ]
+    # When loaded
+    frame = _example(kaggle_example).frame
+    row = frame[(frame.date_id == 478) & (frame.stock_id == 0) & (frame.seconds_in_bucket == 0)]
+    # Then the row carries that exact target
+    assert row["target"].item() == line["revealed_target"].item()
+
+
+def test_frame_has_kaggle_columns_and_documented_dtypes(example_frame: pd.DataFrame) -> None:
+    # Given the loaded example / Then the columns are Kaggle's, in order, with the documented dtypes
+    assert tuple(example_frame.columns) == KAGGLE_COLUMNS
+    assert {c: str(t) for c, t in example_frame.dtypes.items()} == frame_dtypes()
+
+
+def test_empty_cells_become_nulls(example_frame: pd.DataFrame) -> None:
+    # Given test.csv, whose far/near prices are empty before second 300 (far sometimes after)
+    # Then those cells are NaN: 18,000 near and 18,229 far, as in the file
+    assert example_frame["near_price"].isna().sum() == 18_000
+    assert example_frame["far_price"].isna().sum() == 18_229
+    assert example_frame.loc[example_frame.seconds_in_bucket < 300, "near_price"].isna().all()
+
+
+def test_chunked_reading_gives_the_same_frame(kaggle_example: Path, example_frame: pd.DataFrame) -> None:
+    # When the same files are read 1,000 rows at a time
+    chunked = load_kaggle(
+        [kaggle_example / "test.csv", kaggle_example / "revealed_targets.csv"], chunksize=1000
+    )
+    # Then the frame is identical
+    pd.testing.assert_frame_equal(chunked.frame, example_frame)
+
+
+def test_date_range_keeps_only_those_dates(kaggle_example: Path) -> None:
+    # When only date 479 is asked for
+    data = load_kaggle(
+        [kaggle_example / "test.csv", kaggle_example / "revealed_targets.csv"], date_range=(479, 479)
+    )
+    # Then only its 11,000 rows are kept, with their targets
+    assert set(data.frame["date_id"]) == {479}
+    assert len(data.frame) == 11_000
+    assert data.frame["target"].notna().all()
+
+
+def _write(tmp_path: Path, lines: list[str], name: str = "train.csv") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+HEADER = ",".join(KAGGLE_COLUMNS)
+GOOD = "0,5,10,100.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,1.5,276,5_10_0"
+
+
+def test_bad_values_are_reported_with_line_and_column_and_left_out(tmp_path: Path) -> None:
+    # Given a train.csv whose rows 3..6 break one rule each (lines count the header as line 1)
+    lines = [
+        HEADER,
+        GOOD,
+        GOOD.replace(",1,1.0001,", ",2,1.0001,").replace("5_10_0", "5_10_1").replace("0,5,10", "1,5,10", 1),
+        "2,5,10,-5.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,1.5,276,5_10_2",
+        "3,5,15,100.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,1.5,276,5_15_3",
+        "4,5,10,100.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,1.5,276,5_10_9",
+    ]
+    path = _write(tmp_path, lines)
+    # When loaded
+    data = read_kaggle_csv(path)
+    # Then the good row is kept and each bad one is reported where it is
+    assert data.frame["stock_id"].tolist() == [0]
+    found = {(cell.line, cell.column) for cell in data.report.bad_cells}
+    assert {
+        (3, "imbalance_buy_sell_flag"),
+        (4, "imbalance_size"),
+        (5, "seconds_in_bucket"),
+        (6, "row_id"),
+    } <= found
+    assert data.report.bad_rows == 4
+    assert all(cell.file == str(path) for cell in data.report.bad_cells)
+
+
+def test_a_cell_that_is_not_a_number_is_reported_with_its_line(tmp_path: Path) -> None:
+    # Given a row whose matched_size is text
+    path = _write(tmp_path, [HEADER, GOOD, GOOD.replace("2000.0", "lots")])
+    # When loaded
+    data = read_kaggle_csv(path)
+    # Then that row is left out and reported at line 3, column matched_size
+    assert len(data.frame) == 1
+    assert [(c.line, c.column, c.rule) for c in data.report.bad_cells] == [
+        (3, "matched_size", "not a number")
+    ]
+
+
+def test_malformed_csv_raises_naming_file_line_and_column(tmp_path: Path) -> None:
+    # Given a row with one field too many on line 4
+    path = _write(tmp_path, [HEADER, GOOD, GOOD, GOOD + ",surprise"])
+    # When loaded / Then the error names the file, the line and the column past the header
+    with pytest.raises(KaggleFormatError) as raised:
+        read_kaggle_csv(path)
+    assert raised.value.file == str(path)
+    assert raised.value.line == 4
+    assert raised.value.column is not None and "18" in raised.value.column
+    assert str(path) in str(raised.value) and "line 4" in str(raised.value)
+
+
+def test_missing_column_raises_naming_it(tmp_path: Path) -> None:
+    # Given a train.csv without its wap column
+    columns = [c for c in KAGGLE_COLUMNS if c != "wap"]
+    path = _write(tmp_path, [",".join(columns)])
+    # When loaded / Then the error names the file, line 1 and the missing column
+    with pytest.raises(KaggleFormatError) as raised:
+        read_kaggle_csv(path)
+    assert (raised.value.file, raised.value.line, raised.value.column) == (str(path), 1, "wap")
+    assert "missing column" in str(raised.value)
+
+
+def test_file_of_another_schema_is_refused(tmp_path: Path) -> None:
+    # Given a CSV of something else entirely (the index weights)
+    path = _write(tmp_path, ["stock_id,weight", "0,0.004"], name="weights.csv")
+    # When loaded as Kaggle data / Then it is refused, naming the file, line 1 and its first column
+    with pytest.raises(KaggleFormatError) as raised:
+        load_kaggle(path)
+    assert (raised.value.line, raised.value.column) == (1, "stock_id")
+    assert "not a Kaggle file" in str(raised.value)
+
+
+def test_revealed_targets_alone_are_refused(kaggle_example: Path) -> None:
+    # Given only revealed_targets.csv / Then there is no row to attach them to: a clear error
+    with pytest.raises(KaggleFormatError, match="only revealed targets"):
+        load_kaggle(kaggle_example / "revealed_targets.csv")
+
+
+def test_float32_option_halves_feature_memory_but_keeps_target_exact(kaggle_example: Path) -> None:
+    # When loading with float32 features
+    data = load_kaggle(
+        [kaggle_example / "test.csv", kaggle_example / "revealed_targets.csv"], float_dtype="float32"
+    )
+    # Then prices/sizes are float32, the target stays float64
+    assert data.frame["wap"].dtype == np.float32
+    assert data.frame["target"].dtype == np.float64
