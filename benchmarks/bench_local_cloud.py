@@ -1,0 +1,77 @@
+"""Local cloud: start time (fresh and on an existing state directory) and the time from PutRecords to the row
+being visible through the HTTP API (p50/p99 over 20 tries)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from closecast_tools.local.cloud import CloudOptions, LocalCloud, client, repo_root
+
+TRIES = 20
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def _total(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+        return int(json.loads(response.read())["total_results"])
+
+
+def _row(date_id: int, stock_id: int) -> dict[str, Any]:
+    return {"stock_id": stock_id, "date_id": date_id, "seconds_in_bucket": 0, "imbalance_size": 1e6,
+            "imbalance_buy_sell_flag": 1, "reference_price": 1.0, "matched_size": 1e7, "far_price": None,
+            "near_price": None, "bid_price": 0.9999, "bid_size": 2e4, "ask_price": 1.0001, "ask_size": 2e4,
+            "wap": 1.0}
+
+
+def run() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        options = CloudOptions(root=repo_root(), state_dir=state)
+        started = time.perf_counter()
+        cloud = LocalCloud(options).start()
+        fresh = time.perf_counter() - started
+        cloud.stop()
+        started = time.perf_counter()
+        cloud = LocalCloud(CloudOptions(root=repo_root(), state_dir=state)).start()
+        restart = time.perf_counter() - started
+        try:
+            kinesis = client("kinesis", cloud.state["aws_endpoint_url"])
+            api = cloud.state["api_url"]
+            # one untimed round trip, so the ingest and API functions are warm as in steady state
+            kinesis.put_record(StreamName=cloud.state["stream_name"], Data=json.dumps(_row(9000, 0)).encode(),
+                               PartitionKey="0")
+            while _total(f"{api}/stock_data/?date_id=9000") < 1:
+                time.sleep(0.01)
+            latencies = []
+            for i in range(TRIES):
+                date_id = 9001 + i
+                began = time.perf_counter()
+                kinesis.put_records(StreamName=cloud.state["stream_name"],
+                                    Records=[{"Data": json.dumps(_row(date_id, 7)).encode(), "PartitionKey": "7"}])
+                while _total(f"{api}/stock_data/?date_id={date_id}") < 1:
+                    time.sleep(0.005)
+                latencies.append(time.perf_counter() - began)
+        finally:
+            cloud.stop()
+    return {
+        "start_fresh_seconds": round(fresh, 3),
+        "start_existing_state_seconds": round(restart, 3),
+        "put_to_api_visible_seconds": {
+            "tries": TRIES,
+            "p50": round(statistics.median(latencies), 4),
+            "p99": round(_percentile(latencies, 0.99), 4),
+            "max": round(max(latencies), 4),
+            "note": "includes the ingest mapping's 1 s batching window from template.yaml",
+        },
+    }
