@@ -681,7 +681,10 @@ class _Engine:
 
         def work(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             cur = psycopg.RawCursor(conn)
-            cur.execute(translated.sql, values, prepare=False)
+            # Pipeline mode always uses the extended query protocol, which (like Aurora) refuses
+            # several statements in one call; without it psycopg sends parameterless SQL as a simple query.
+            with conn.pipeline():
+                cur.execute(translated.sql, values, prepare=False)
             return self._result(cur, shape=shape, as_json=as_json, with_metadata=with_metadata)
 
         return self._run(body, work, translated)

@@ -77,7 +77,8 @@ def split_statements(sql: str) -> list[str]:
     for line in sql.replace("\r\n", "\n").split("\n"):
         current.append(line)
         stripped = line.strip()
-        for tag in _DOLLAR_TAG_RE.findall(line):
+        code = line if open_tag is not None else line.split("--", 1)[0]  # comment text is not code
+        for tag in _DOLLAR_TAG_RE.findall(code):
             if open_tag is None:
                 open_tag = tag
             elif tag == open_tag:
