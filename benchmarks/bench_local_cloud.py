@@ -23,15 +23,27 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _total(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=30) as response:
         return int(json.loads(response.read())["total_results"])
 
 
 def _row(date_id: int, stock_id: int) -> dict[str, Any]:
-    return {"stock_id": stock_id, "date_id": date_id, "seconds_in_bucket": 0, "imbalance_size": 1e6,
-            "imbalance_buy_sell_flag": 1, "reference_price": 1.0, "matched_size": 1e7, "far_price": None,
-            "near_price": None, "bid_price": 0.9999, "bid_size": 2e4, "ask_price": 1.0001, "ask_size": 2e4,
-            "wap": 1.0}
+    return {
+        "stock_id": stock_id,
+        "date_id": date_id,
+        "seconds_in_bucket": 0,
+        "imbalance_size": 1e6,
+        "imbalance_buy_sell_flag": 1,
+        "reference_price": 1.0,
+        "matched_size": 1e7,
+        "far_price": None,
+        "near_price": None,
+        "bid_price": 0.9999,
+        "bid_size": 2e4,
+        "ask_price": 1.0001,
+        "ask_size": 2e4,
+        "wap": 1.0,
+    }
 
 
 def run() -> dict[str, Any]:
@@ -49,16 +61,21 @@ def run() -> dict[str, Any]:
             kinesis = client("kinesis", cloud.state["aws_endpoint_url"])
             api = cloud.state["api_url"]
             # one untimed round trip, so the ingest and API functions are warm as in steady state
-            kinesis.put_record(StreamName=cloud.state["stream_name"], Data=json.dumps(_row(9000, 0)).encode(),
-                               PartitionKey="0")
+            kinesis.put_record(
+                StreamName=cloud.state["stream_name"],
+                Data=json.dumps(_row(9000, 0)).encode(),
+                PartitionKey="0",
+            )
             while _total(f"{api}/stock_data/?date_id=9000") < 1:
                 time.sleep(0.01)
             latencies = []
             for i in range(TRIES):
                 date_id = 9001 + i
                 began = time.perf_counter()
-                kinesis.put_records(StreamName=cloud.state["stream_name"],
-                                    Records=[{"Data": json.dumps(_row(date_id, 7)).encode(), "PartitionKey": "7"}])
+                kinesis.put_records(
+                    StreamName=cloud.state["stream_name"],
+                    Records=[{"Data": json.dumps(_row(date_id, 7)).encode(), "PartitionKey": "7"}],
+                )
                 while _total(f"{api}/stock_data/?date_id={date_id}") < 1:
                     time.sleep(0.005)
                 latencies.append(time.perf_counter() - began)

@@ -8,7 +8,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from closecast import aws, ingest
 from closecast.config import IngestConfig, cached
 from closecast.db.data_api import DataApi
@@ -37,7 +36,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric("TargetsRevealed", MetricUnit.Count, outcome.targets_revealed)
     metrics.add_metric("RecordsQuarantined", MetricUnit.Count, len(outcome.rejections))
     metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed_sequence_numbers))
-    logger.info("batch processed", extra={"records": len(records), "rows": outcome.rows_written,
-                                           "quarantined": len(outcome.rejections),
-                                           "failed": len(outcome.failed_sequence_numbers)})
+    logger.info(
+        "batch processed",
+        extra={
+            "records": len(records),
+            "rows": outcome.rows_written,
+            "quarantined": len(outcome.rejections),
+            "failed": len(outcome.failed_sequence_numbers),
+        },
+    )
     return outcome.response()

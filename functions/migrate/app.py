@@ -10,7 +10,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from closecast import aws
 from closecast.config import DatabaseConfig, cached
 from closecast.custom_resource import send_response
@@ -38,5 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.exception("migration failed")
         send_response(event, success=False, reason=f"{type(exc).__name__}: {exc}")
         return {"applied": [], "error": str(exc)}
-    send_response(event, success=True, data={"Applied": ",".join(applied)}, physical_id="closecast-migrations")
+    send_response(
+        event, success=True, data={"Applied": ",".join(applied)}, physical_id="closecast-migrations"
+    )
     return {"applied": applied}

@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 def start_up(state_dir: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "closecast_tools.cli", "up", "--state-dir", str(state_dir)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert process.stdout is not None
@@ -51,8 +54,9 @@ def get(url: str) -> Any:
 
 
 def post(url: str, body: Any) -> int:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return int(response.status)
 
@@ -65,7 +69,12 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
     try:
         state = json.loads((state_dir / "local.json").read_text())
         assert state["api_url"] in ready
-        assert post(state["api_url"] + "/date_mappings/", {"data": [{"date_id": 1, "trading_date": "2023-01-03"}]}) == 201
+        assert (
+            post(
+                state["api_url"] + "/date_mappings/", {"data": [{"date_id": 1, "trading_date": "2023-01-03"}]}
+            )
+            == 201
+        )
     finally:
         code = stop(process, signal.SIGTERM)
     assert code == 0
@@ -85,8 +94,20 @@ def test_demo_streams_rows_and_reads_them_back(tmp_path: Path) -> None:
     """Given a fresh state directory, when `closecast demo --exit` runs, then every row put on the stream comes
     back through the HTTP API, the bad records are quarantined, and it says `demo ok`."""
     done = subprocess.run(
-        [sys.executable, "-m", "closecast_tools.cli", "demo", "--exit", "--state-dir", str(tmp_path / "demo")],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        [
+            sys.executable,
+            "-m",
+            "closecast_tools.cli",
+            "demo",
+            "--exit",
+            "--state-dir",
+            str(tmp_path / "demo"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "total_results=400" in done.stdout

@@ -32,10 +32,25 @@ def test_event_runs_through_closecast_invoke(local_cloud: Any, event_file: Path)
     """Given a sample event, when `closecast invoke <folder> -e <file>` runs against the local cloud, then it
     exits 0 and prints the handler's JSON answer (HTTP events answer with a status code, Kinesis events with
     the partial batch response)."""
-    command = [sys.executable, "-m", "closecast_tools.cli", "invoke", event_file.parent.name, "-e", str(event_file),
-               "--state-dir", str(local_cloud.options.state_dir)]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    command = [
+        sys.executable,
+        "-m",
+        "closecast_tools.cli",
+        "invoke",
+        event_file.parent.name,
+        "-e",
+        str(event_file),
+        "--state-dir",
+        str(local_cloud.options.state_dir),
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     if "routeKey" in json.loads(event_file.read_text()):

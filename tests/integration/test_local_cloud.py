@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from closecast_tools.local.cloud import client
 from closecast_tools.local.template import Template
 
@@ -23,7 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -55,8 +56,10 @@ def put_envelopes(cloud: Any, rows: list[dict[str, Any]], extra: list[bytes] = (
     by_snapshot: dict[tuple[int, int], list[dict[str, Any]]] = {}
     for row in rows:
         by_snapshot.setdefault((row["date_id"], row["seconds_in_bucket"]), []).append(row)
-    records = [{"Data": json.dumps({"data": chunk, "commit": True}).encode(), "PartitionKey": f"{d}_{s}"}
-               for (d, s), chunk in sorted(by_snapshot.items())]
+    records = [
+        {"Data": json.dumps({"data": chunk, "commit": True}).encode(), "PartitionKey": f"{d}_{s}"}
+        for (d, s), chunk in sorted(by_snapshot.items())
+    ]
     records += [{"Data": data, "PartitionKey": "extra"} for data in extra]
     response = kinesis.put_records(StreamName=cloud.state["stream_name"], Records=records)
     assert response["FailedRecordCount"] == 0
@@ -75,8 +78,18 @@ def wait_for_total(url: str, expected: int, timeout: float = 60) -> dict[str, An
 def test_local_json_describes_the_running_cloud(local_cloud: Any) -> None:
     """Given the local cloud is up, then local.json names every endpoint and resource a client needs."""
     state = json.loads((local_cloud.options.state_dir / "local.json").read_text())
-    for key in ("api_url", "aws_endpoint_url", "data_api_endpoint_url", "region", "stream_name", "bucket",
-                "jobs_queue_url", "db_cluster_arn", "db_secret_arn", "database"):
+    for key in (
+        "api_url",
+        "aws_endpoint_url",
+        "data_api_endpoint_url",
+        "region",
+        "stream_name",
+        "bucket",
+        "jobs_queue_url",
+        "db_cluster_arn",
+        "db_secret_arn",
+        "database",
+    ):
         assert state[key], key
     assert state["db_cluster_arn"].startswith("arn:aws:rds:")
     assert state["db_secret_arn"].startswith("arn:aws:secretsmanager:")
@@ -88,7 +101,9 @@ def test_every_template_route_is_served_and_every_served_route_is_in_the_templat
     template = Template(REPO / "template.yaml")
     assert {r.route_key for r in local_cloud.gateway.table.routes} == {r.route_key for r in template.routes()}
     for route in template.routes():
-        status, body = http(route.method, local_cloud.state["api_url"] + route.path, {} if route.method == "POST" else None)
+        status, body = http(
+            route.method, local_cloud.state["api_url"] + route.path, {} if route.method == "POST" else None
+        )
         assert body != {"message": "Not Found"}, route
         assert status in (200, 201, 422), (route, status, body)
     status, body = http("GET", local_cloud.state["api_url"] + "/not-a-route")
@@ -106,10 +121,17 @@ def test_each_resource_lists_with_the_page_envelope(local_cloud: Any, path: str)
 
 @pytest.mark.parametrize(
     ("query", "status", "field"),
-    [("page=abc", 422, "page"), ("page_size=0", 422, "page_size"), ("page_size=100000", 422, "page_size"),
-     ("seconds_in_bucket=15", 422, "seconds_in_bucket"), ("dateid=3", 400, "dateid")],
+    [
+        ("page=abc", 422, "page"),
+        ("page_size=0", 422, "page_size"),
+        ("page_size=100000", 422, "page_size"),
+        ("seconds_in_bucket=15", 422, "seconds_in_bucket"),
+        ("dateid=3", 400, "dateid"),
+    ],
 )
-def test_bad_query_parameters_get_4xx_naming_the_field(local_cloud: Any, query: str, status: int, field: str) -> None:
+def test_bad_query_parameters_get_4xx_naming_the_field(
+    local_cloud: Any, query: str, status: int, field: str
+) -> None:
     """Given a bad or unknown query parameter, when the list is asked for, then 4xx with a JSON error naming it."""
     got, body = http("GET", f"{local_cloud.state['api_url']}/stock_data/?{query}")
     assert got == status
@@ -133,14 +155,18 @@ def test_snapshots_put_on_the_stream_come_back_through_the_api(local_cloud: Any,
         assert got["target"] is None
 
 
-def test_bad_records_are_quarantined_and_do_not_stop_the_good_ones(local_cloud: Any, shared_data: Path) -> None:
+def test_bad_records_are_quarantined_and_do_not_stop_the_good_ones(
+    local_cloud: Any, shared_data: Path
+) -> None:
     """Given one good snapshot, a record that is not JSON and a row with an impossible flag in the same
     PutRecords call, when ingested, then the good rows land and both bad records are in the quarantine with
     their reason and raw data."""
     rows = kaggle_rows(shared_data, 479, {100})
     bad_row = dict(rows[0], imbalance_buy_sell_flag=7)
     put_envelopes(local_cloud, rows, extra=[b"\x00garbage", json.dumps(bad_row).encode()])
-    body = wait_for_total(f"{local_cloud.state['api_url']}/stock_data/?date_id=479&seconds_in_bucket=100", 200)
+    body = wait_for_total(
+        f"{local_cloud.state['api_url']}/stock_data/?date_id=479&seconds_in_bucket=100", 200
+    )
     assert body["total_results"] == 200
     s3 = client("s3", local_cloud.state["aws_endpoint_url"])
     bucket = local_cloud.state["bucket"]
@@ -177,14 +203,21 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     """Given valid POST bodies, when posted, then 201 and the records are listed; a missing model is a 400
     naming model_id."""
     api = local_cloud.state["api_url"]
-    status, _ = http("POST", f"{api}/date_mappings/", {"data": [{"date_id": 900, "trading_date": "2024-01-02"}]})
+    status, _ = http(
+        "POST", f"{api}/date_mappings/", {"data": [{"date_id": 900, "trading_date": "2024-01-02"}]}
+    )
     assert status == 201
     _, listed = http("GET", f"{api}/date_mappings/?date_id=900")
     assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
     model = {"name": "xgb-test", "artifact_uri": "s3://b/m.ubj", "feature_set": "v1", "params": {"eta": 0.1}}
     status, created = http("POST", f"{api}/models/", model)
     assert status == 201 and created["version"] == 1 and created["params"] == {"eta": 0.1}
-    inference = {"model_id": created["id"], "date_id": 900, "predictions_uri": "s3://b/p.parquet", "n_rows": 10}
+    inference = {
+        "model_id": created["id"],
+        "date_id": 900,
+        "predictions_uri": "s3://b/p.parquet",
+        "n_rows": 10,
+    }
     status, _ = http("POST", f"{api}/model-inferences/", inference)
     assert status == 201
     status, body = http("POST", f"{api}/model-inferences/", {**inference, "model_id": 10**9})

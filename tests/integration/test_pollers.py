@@ -11,9 +11,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-
 from closecast_tools.local.cloud import client, free_port
-from closecast_tools.local.poller import KinesisMapping, KinesisShardPoller, MappingStats, SqsMapping, SqsPoller
+from closecast_tools.local.poller import (
+    KinesisMapping,
+    KinesisShardPoller,
+    MappingStats,
+    SqsMapping,
+    SqsPoller,
+)
 from closecast_tools.local.runtime import InvokeResult
 
 pytestmark = pytest.mark.integration
@@ -49,21 +54,27 @@ def seqs(records: list[dict[str, Any]]) -> list[str]:
     return [r["kinesis"]["sequenceNumber"] for r in records]
 
 
-def run_kinesis(moto_url: str, name: str, n: int, invoke: Scripted, until: Callable[[], bool], **mapping: Any
-                ) -> tuple[list[str], MappingStats, Any]:
+def run_kinesis(
+    moto_url: str, name: str, n: int, invoke: Scripted, until: Callable[[], bool], **mapping: Any
+) -> tuple[list[str], MappingStats, Any]:
     kinesis, sqs = client("kinesis", moto_url), client("sqs", moto_url)
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
     response = kinesis.put_records(
-        StreamName=name, Records=[{"Data": json.dumps({"i": i}).encode(), "PartitionKey": "k"} for i in range(n)]
+        StreamName=name,
+        Records=[{"Data": json.dumps({"i": i}).encode(), "PartitionKey": "k"} for i in range(n)],
     )
     sent = [r["SequenceNumber"] for r in response["Records"]]
     arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
     queue_url = sqs.create_queue(QueueName=f"{name}-failures")["QueueUrl"]
-    config = KinesisMapping(function="F", stream_arn=arn, stream_name=name, on_failure_queue_url=queue_url, **mapping)
+    config = KinesisMapping(
+        function="F", stream_arn=arn, stream_name=name, on_failure_queue_url=queue_url, **mapping
+    )
     stop, stats = threading.Event(), MappingStats()
-    poller = KinesisShardPoller(kinesis, sqs, invoke, config, shard, "us-east-1", stop, stats, idle_sleep=0.02)
+    poller = KinesisShardPoller(
+        kinesis, sqs, invoke, config, shard, "us-east-1", stop, stats, idle_sleep=0.02
+    )
     thread = threading.Thread(target=poller.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -78,8 +89,15 @@ def run_kinesis(moto_url: str, name: str, n: int, invoke: Scripted, until: Calla
 def test_batches_respect_the_batch_size_and_keep_order(moto_url: str) -> None:
     """Given 250 records and a batch size of 100, when polled, then the function sees 100, 100, 50 in order."""
     fn = Scripted(lambda n, records: InvokeResult(True, {"batchItemFailures": []}))
-    sent, stats, _ = run_kinesis(moto_url, "sizes", 250, fn, lambda: sum(map(len, fn.calls)) >= 250,
-                                 batch_size=100, report_item_failures=True)
+    sent, stats, _ = run_kinesis(
+        moto_url,
+        "sizes",
+        250,
+        fn,
+        lambda: sum(map(len, fn.calls)) >= 250,
+        batch_size=100,
+        report_item_failures=True,
+    )
     assert [len(c) for c in fn.calls] == [100, 100, 50]
     assert [s for c in fn.calls for s in seqs(c)] == sent
     assert stats.checkpoints["shardId-000000000000"] == sent[-1]
@@ -88,15 +106,31 @@ def test_batches_respect_the_batch_size_and_keep_order(moto_url: str) -> None:
 def test_partial_failure_retries_from_the_lowest_failed_record(moto_url: str) -> None:
     """Given the function reports records 3 and 5 of 10 as failed once, when polled, then the retry starts at
     record 3 (the checkpoint is before it) and records 0-2 are not delivered again."""
+
     def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
         if n == 1:
-            return InvokeResult(True, {"batchItemFailures": [{"itemIdentifier": seqs(records)[5]},
-                                                              {"itemIdentifier": seqs(records)[3]}]})
+            return InvokeResult(
+                True,
+                {
+                    "batchItemFailures": [
+                        {"itemIdentifier": seqs(records)[5]},
+                        {"itemIdentifier": seqs(records)[3]},
+                    ]
+                },
+            )
         return InvokeResult(True, {"batchItemFailures": []})
 
     fn = Scripted(script)
-    sent, stats, _ = run_kinesis(moto_url, "partial", 10, fn, lambda: len(fn.calls) >= 2,
-                                 batch_size=10, report_item_failures=True, max_retries=3)
+    sent, stats, _ = run_kinesis(
+        moto_url,
+        "partial",
+        10,
+        fn,
+        lambda: len(fn.calls) >= 2,
+        batch_size=10,
+        report_item_failures=True,
+        max_retries=3,
+    )
     assert seqs(fn.calls[0]) == sent
     assert seqs(fn.calls[1]) == sent[3:]
     assert stats.retries == 1
@@ -119,17 +153,20 @@ def test_function_error_bisects_the_batch(moto_url: str) -> None:
     def done() -> bool:
         return sum(1 for c in fn.calls if [index(r) for r in c] == [6]) >= 3
 
-    sent, stats, messages = run_kinesis(moto_url, "bisect", 8, fn, done, batch_size=8, bisect_on_error=True,
-                                        max_retries=2)
+    _, stats, messages = run_kinesis(
+        moto_url, "bisect", 8, fn, done, batch_size=8, bisect_on_error=True, max_retries=2
+    )
     processed = {index(r) for c in fn.calls if all(index(r) != 6 for r in c) for r in c}
     assert processed == {0, 1, 2, 3, 4, 5, 7}
     assert stats.bisects >= 2
     assert len(fn.calls[0]) == 8 and stats.sent_to_destination == 1
+    assert json.loads(messages[0]["Body"])["KinesisBatchInfo"]["batchSize"] == 1
 
 
 def test_exhausted_retries_go_to_the_on_failure_destination_and_the_shard_moves_on(moto_url: str) -> None:
     """Given a function that always fails and 2 retries allowed, when polled, then after 3 attempts the batch is
     described on the failure queue (shard, sequence range, size) and later records are still delivered."""
+
     def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
         return InvokeResult(False, None, "Boom", "always") if n <= 3 else InvokeResult(True, None)
 
@@ -146,7 +183,11 @@ def test_exhausted_retries_go_to_the_on_failure_destination_and_the_shard_moves_
     sent, stats, messages = run_kinesis(moto_url, name, 4, fn, until, batch_size=10, max_retries=2)
     assert [len(c) for c in fn.calls] == [4, 4, 4, 1]
     info = json.loads(messages[0]["Body"])["KinesisBatchInfo"]
-    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (sent[0], sent[-1], 4)
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (
+        sent[0],
+        sent[-1],
+        4,
+    )
     assert stats.sent_to_destination == 4
 
 
@@ -156,8 +197,12 @@ def test_sqs_partial_failures_stay_on_the_queue_and_reach_the_dead_letter_queue(
     sqs = client("sqs", moto_url)
     dlq = sqs.create_queue(QueueName="jobs-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName="jobs", Attributes={
-        "VisibilityTimeout": "1", "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2})}
+    queue = sqs.create_queue(
+        QueueName="jobs",
+        Attributes={
+            "VisibilityTimeout": "1",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+        },
     )["QueueUrl"]
     for body in ("a", "bad", "b"):
         sqs.send_message(QueueUrl=queue, MessageBody=body)
@@ -167,8 +212,9 @@ def test_sqs_partial_failures_stay_on_the_queue_and_reach_the_dead_letter_queue(
         return InvokeResult(True, {"batchItemFailures": failures})
 
     fn = Scripted(script)
-    mapping = SqsMapping("F", "arn:aws:sqs:us-east-1:123456789012:jobs", queue, batch_size=10,
-                         report_item_failures=True)
+    mapping = SqsMapping(
+        "F", "arn:aws:sqs:us-east-1:123456789012:jobs", queue, batch_size=10, report_item_failures=True
+    )
     stop, stats = threading.Event(), MappingStats()
     thread = threading.Thread(target=SqsPoller(sqs, fn, mapping, "us-east-1", stop, stats).run, daemon=True)
     thread.start()

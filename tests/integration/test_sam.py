@@ -19,8 +19,9 @@ BIN = Path(sys.executable).parent
 
 def sam(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(BIN / "sam"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "sam"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_sam_validate_lint_passes() -> None:
@@ -52,7 +53,9 @@ def test_sam_build_builds_every_zip_function_and_the_layer(build_dir: Path) -> N
     assert (layer / "aws_lambda_powertools").is_dir() and (layer / "pydantic").is_dir()
 
 
-def test_built_handlers_import_with_only_the_lambda_runtime_and_the_layer(build_dir: Path, tmp_path: Path) -> None:
+def test_built_handlers_import_with_only_the_lambda_runtime_and_the_layer(
+    build_dir: Path, tmp_path: Path
+) -> None:
     """Given the built artifacts, when each handler is imported by a Python that sees only boto3 (what the
     Lambda runtime provides), the layer and the function's own folder, then every import succeeds: no zip
     function depends on a package the layer does not carry (pandas, xgboost, the tools)."""
@@ -77,8 +80,13 @@ def test_built_handlers_import_with_only_the_lambda_runtime_and_the_layer(build_
             "'moto', 'psycopg', 'pgserver')]\n"
             "assert not bad, bad\n"
         )
-        done = subprocess.run([sys.executable, "-S", "-I", "-c", code], capture_output=True, text=True, timeout=120,
-                              cwd=tmp_path)
+        done = subprocess.run(
+            [sys.executable, "-S", "-I", "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert done.returncode == 0, f"{logical_id}: {done.stderr}"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from closecast_tools.local.gateway import RouteTable, build_event, to_http
 from closecast_tools.local.runtime import InvokeResult
 from closecast_tools.local.template import Route
@@ -39,7 +38,9 @@ def test_event_has_the_payload_2_shape() -> None:
 def test_binary_body_is_base64() -> None:
     """Given a binary request body, when the event is built, then it is base64 with isBase64Encoded true."""
     route = Route("POST", "/x", "F")
-    event = build_event(route, "POST", "/x", "", {"Content-Type": "application/octet-stream"}, b"\x00\x01", {}, "")
+    event = build_event(
+        route, "POST", "/x", "", {"Content-Type": "application/octet-stream"}, b"\x00\x01", {}, ""
+    )
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\x00\x01"
 

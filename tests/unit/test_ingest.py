@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
-
 from closecast import ingest
 from closecast.db.errors import CheckViolation, DatabaseResuming
+
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.unit
@@ -80,7 +80,13 @@ def test_envelope_with_one_bad_row_keeps_the_others() -> None:
 
 def test_row_id_must_match_its_keys() -> None:
     """Given a row whose row_id disagrees with date/seconds/stock, when parsed, then it is rejected naming row_id."""
-    row = {"stock_id": 3, "date_id": 5, "seconds_in_bucket": 10, "imbalance_buy_sell_flag": 0, "row_id": "5_10_4"}
+    row = {
+        "stock_id": 3,
+        "date_id": 5,
+        "seconds_in_bucket": 10,
+        "imbalance_buy_sell_flag": 0,
+        "row_id": "5_10_4",
+    }
     record = ingest.StreamRecord("1", "3", json.dumps(row).encode())
     _, rejections = ingest.parse(record)
     assert rejections and "row_id" in json.dumps(rejections[0].errors)
@@ -116,7 +122,9 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
     def refuses(sql: str, sets: list[dict[str, Any]]) -> bool:
         return any(s["stock_id"] == bad_stock for s in sets)
 
-    api = RecordingApi(fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses)
+    api = RecordingApi(
+        fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
+    )
     quarantined: list[ingest.Rejection] = []
     outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
     assert outcome.rows_written == 2
@@ -126,6 +134,7 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
 
 def test_a_record_that_cannot_be_quarantined_is_delivered_again() -> None:
     """Given the quarantine store fails, when a bad record is processed, then it is reported for retry, not lost."""
+
     def broken(_: ingest.Rejection) -> None:
         raise OSError("s3 down")
 

@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from closecast_tools.local.template import Template, resolve
 
 pytestmark = pytest.mark.unit
@@ -46,7 +45,9 @@ def test_ingest_mapping_has_partial_batches_bisect_retries_and_destination(templ
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BisectBatchOnFunctionError"] is True
     assert "MaximumRetryAttempts" in props
-    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["IngestFailureQueue", "Arn"]}
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["IngestFailureQueue", "Arn"]
+    }
 
 
 def test_every_resource_has_get_and_post_with_and_without_trailing_slash(template: Template) -> None:

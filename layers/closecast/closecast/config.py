@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,7 +53,7 @@ def load(model: type[C], environ: Mapping[str, str] | None = None) -> C:
         raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc
 
 
-@lru_cache(maxsize=None)
+@cache
 def cached(model: type[C]) -> C:
     """`load(model)` once per process (a warm Lambda keeps it)."""
     return load(model)

@@ -8,14 +8,21 @@ from typing import Any
 
 
 def send_response(
-    event: dict[str, Any], *, success: bool, reason: str = "", data: dict[str, Any] | None = None,
-    physical_id: str | None = None, timeout: float = 30.0,
+    event: dict[str, Any],
+    *,
+    success: bool,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    physical_id: str | None = None,
+    timeout: float = 30.0,
 ) -> None:
     body = json.dumps(
         {
             "Status": "SUCCESS" if success else "FAILED",
             "Reason": reason[:3000] or ("ok" if success else "failed"),
-            "PhysicalResourceId": physical_id or event.get("PhysicalResourceId") or event["LogicalResourceId"],
+            "PhysicalResourceId": physical_id
+            or event.get("PhysicalResourceId")
+            or event["LogicalResourceId"],
             "StackId": event["StackId"],
             "RequestId": event["RequestId"],
             "LogicalResourceId": event["LogicalResourceId"],

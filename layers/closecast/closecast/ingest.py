@@ -31,8 +31,10 @@ from closecast.market.schema import LAST_SECOND, Snapshot
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    data: list[Snapshot] = Field(max_length=20_000)
+    """The envelope itself; its rows are validated one by one so that a bad row does not sink the others."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    data: list[Any] = Field(max_length=20_000)
     commit: bool = True
 
 
@@ -86,7 +88,11 @@ class BatchOutcome:
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "input": repr(e.get("input"))[:200]}
+        {
+            "field": ".".join(str(p) for p in e["loc"]),
+            "message": e["msg"],
+            "input": repr(e.get("input"))[:200],
+        }
         for e in exc.errors(include_url=False)
     ]
 
@@ -108,21 +114,18 @@ def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
         parsed.targets = [stock_data.RevealedTarget(**t.model_dump()) for t in targets.revealed_targets]
         return parsed, []
     if "data" in payload:
-        rows = payload.get("data")
-        extra = sorted(set(payload) - {"data", "commit"})
-        if not isinstance(rows, list) or extra or not isinstance(payload.get("commit", True), bool):
-            try:
-                Envelope.model_validate(payload)
-            except ValidationError as exc:
-                return parsed, [Rejection(record, "invalid envelope", _errors(exc))]
+        try:
+            envelope = Envelope.model_validate(payload)
+        except ValidationError as exc:
+            return parsed, [Rejection(record, "invalid envelope", _errors(exc))]
         rejections: list[Rejection] = []
-        for index, row in enumerate(rows):
+        for index, row in enumerate(envelope.data):
             try:
                 snapshot = Snapshot.model_validate(row)
             except ValidationError as exc:
                 rejections.append(Rejection(record, "invalid row in envelope", _errors(exc), row_index=index))
                 continue
-            if payload.get("commit", True):
+            if envelope.commit:
                 parsed.rows.append(snapshot)
         return parsed, rejections
     try:

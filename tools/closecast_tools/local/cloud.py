@@ -40,7 +40,7 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server access log
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
-CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # noqa: S105 - moto's fake keys
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 STATE_FILE = "local.json"
 
 
@@ -60,8 +60,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=REGION,
-                        config=Config(retries={"mode": "standard", "max_attempts": 3}), **CREDENTIALS)
+    return boto3.client(  # type: ignore[call-overload]
+        service,
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        **CREDENTIALS,
+    )
 
 
 @dataclass
@@ -85,35 +90,56 @@ class LocalResources:
 def template_parameters(template: Template) -> dict[str, Any]:
     return {
         **template.parameter_defaults(),
-        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
-        "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "closecast-local", "AWS::NoValue": None,
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": "closecast-local",
+        "AWS::NoValue": None,
     }
 
 
 def function_environment(
-    template: Template, parameters: dict[str, Any], resources: LocalResources, logical_id: str, *,
-    aws_endpoint_url: str, data_api_url: str,
+    template: Template,
+    parameters: dict[str, Any],
+    resources: LocalResources,
+    logical_id: str,
+    *,
+    aws_endpoint_url: str,
+    data_api_url: str,
 ) -> dict[str, str]:
     """The environment template.yaml gives the function, references resolved to the local resources, plus
     what Lambda itself sets and the local endpoints (boto3 reads AWS_ENDPOINT_URL[_<SERVICE>])."""
     spec = template.functions[logical_id]
-    env = {k: "" if v is None else str(v)
-           for k, v in resolve(spec.environment, resources.lookup, parameters).items()}
-    env.update({
-        "AWS_ENDPOINT_URL": aws_endpoint_url,
-        "AWS_ENDPOINT_URL_RDS_DATA": data_api_url,
-        "AWS_REGION": REGION,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-    })
+    env = {
+        k: "" if v is None else str(v)
+        for k, v in resolve(spec.environment, resources.lookup, parameters).items()
+    }
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": aws_endpoint_url,
+            "AWS_ENDPOINT_URL_RDS_DATA": data_api_url,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        }
+    )
     return env
 
 
-def function_config(template: Template, root: Path, logical_id: str, environment: dict[str, str]) -> FunctionConfig:
+def function_config(
+    template: Template, root: Path, logical_id: str, environment: dict[str, str]
+) -> FunctionConfig:
     spec = template.functions[logical_id]
-    return FunctionConfig(name=logical_id, code_dir=(root / spec.code_dir).resolve(), handler=spec.handler,
-                          timeout_s=spec.timeout, memory_mb=spec.memory, environment=environment)
+    return FunctionConfig(
+        name=logical_id,
+        code_dir=(root / spec.code_dir).resolve(),
+        handler=spec.handler,
+        timeout_s=spec.timeout,
+        memory_mb=spec.memory,
+        environment=environment,
+    )
 
 
 @dataclass
@@ -174,7 +200,9 @@ class LocalCloud:
 
     def _start_database(self) -> None:
         database = str(self.parameters["DatabaseName"])
-        self.postgres = open_postgres(database_url=self.options.database_url, data_dir=self.options.state_dir / "pg")
+        self.postgres = open_postgres(
+            database_url=self.options.database_url, data_dir=self.options.state_dir / "pg"
+        )
         dsn = self.postgres.ensure_database(database)
         sm = client("secretsmanager", self.aws_endpoint_url)
         secret = sm.create_secret(
@@ -184,8 +212,14 @@ class LocalCloud:
         self.cluster_arn = f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:closecast-local"
         self.secret_arn = str(secret["ARN"])
         self.database = database
-        self.data_api = LocalDataApi(dsn, cluster_arn=self.cluster_arn, secret_arn=self.secret_arn,
-                                     database=database, host=self.options.host, port=0)
+        self.data_api = LocalDataApi(
+            dsn,
+            cluster_arn=self.cluster_arn,
+            secret_arn=self.secret_arn,
+            database=database,
+            host=self.options.host,
+            port=0,
+        )
         self.data_api.start()
 
     def _create_resources(self) -> None:
@@ -195,8 +229,11 @@ class LocalCloud:
         res = self.resources
         for logical_id in self.template.of_type("AWS::RDS::DBCluster"):
             res.refs[logical_id] = "closecast-local"
-            res.attrs[logical_id] = {"DBClusterArn": self.cluster_arn, "MasterUserSecret.SecretArn": self.secret_arn,
-                                     "Endpoint.Address": "127.0.0.1"}
+            res.attrs[logical_id] = {
+                "DBClusterArn": self.cluster_arn,
+                "MasterUserSecret.SecretArn": self.secret_arn,
+                "Endpoint.Address": "127.0.0.1",
+            }
         for logical_id in self.template.of_type("AWS::RDS::DBInstance"):
             res.refs[logical_id] = "closecast-local-instance"
         for logical_id in self.template.of_type("AWS::S3::Bucket"):
@@ -208,13 +245,17 @@ class LocalCloud:
             name = f"closecast-{logical_id.lower()}"
             props = self._props(logical_id)
             kinesis.create_stream(StreamName=name, ShardCount=int(props.get("ShardCount", 1)))
-            kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+            kinesis.get_waiter("stream_exists").wait(
+                StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 50}
+            )
             arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
             res.refs[logical_id] = name
             res.attrs[logical_id] = {"Arn": arn}
         # queues without a redrive policy first: dead-letter queues must exist before their sources
-        queues = sorted(self.template.of_type("AWS::SQS::Queue"),
-                        key=lambda q: "RedrivePolicy" in self.template.resources[q].get("Properties", {}))
+        queues = sorted(
+            self.template.of_type("AWS::SQS::Queue"),
+            key=lambda q: "RedrivePolicy" in self.template.resources[q].get("Properties", {}),
+        )
         for logical_id in queues:
             name = f"closecast-{logical_id.lower()}"
             props = self._props(logical_id)
@@ -223,15 +264,20 @@ class LocalCloud:
                 attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
             url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             res.refs[logical_id] = url
-            res.attrs[logical_id] = {"Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "QueueName": name,
-                                     "QueueUrl": url}
+            res.attrs[logical_id] = {
+                "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
+                "QueueName": name,
+                "QueueUrl": url,
+            }
         for logical_id, resource in self.template.resources.items():
             if logical_id in res.refs:
                 continue
             kind = resource.get("Type", "")
             if kind == "AWS::Serverless::Function":
                 res.refs[logical_id] = f"closecast-local-{logical_id}"
-                res.attrs[logical_id] = {"Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:closecast-local-{logical_id}"}
+                res.attrs[logical_id] = {
+                    "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:closecast-local-{logical_id}"
+                }
             elif kind == "AWS::IAM::ManagedPolicy":
                 res.refs[logical_id] = f"arn:aws:iam::{ACCOUNT}:policy/closecast-local-{logical_id}"
             else:
@@ -245,15 +291,23 @@ class LocalCloud:
 
     def function_environment(self, logical_id: str) -> dict[str, str]:
         assert self.data_api is not None
-        return function_environment(self.template, self.parameters, self.resources, logical_id,
-                                    aws_endpoint_url=self.aws_endpoint_url, data_api_url=self.data_api.url)
+        return function_environment(
+            self.template,
+            self.parameters,
+            self.resources,
+            logical_id,
+            aws_endpoint_url=self.aws_endpoint_url,
+            data_api_url=self.data_api.url,
+        )
 
     def _start_functions(self) -> None:
         configs = {name: self.function_config(name) for name in self.template.functions}
         self.runtime = FunctionRuntime(configs, self.options.state_dir / "logs", self.options.max_instances)
 
     def function_config(self, logical_id: str) -> FunctionConfig:
-        return function_config(self.template, self.options.root, logical_id, self.function_environment(logical_id))
+        return function_config(
+            self.template, self.options.root, logical_id, self.function_environment(logical_id)
+        )
 
     def invoke(self, function: str, event: Any) -> InvokeResult:
         assert self.runtime is not None
@@ -268,7 +322,9 @@ class LocalCloud:
                 log.info("migrations: %s", result.payload)
 
     def _start_gateway(self) -> None:
-        self.gateway = LocalGateway(self.template.routes(), self.invoke, self.options.host, self.options.api_port)
+        self.gateway = LocalGateway(
+            self.template.routes(), self.invoke, self.options.host, self.options.api_port
+        )
         self.gateway.start()
 
     def _start_pollers(self) -> None:
@@ -284,7 +340,9 @@ class LocalCloud:
                 stream_name = arn.rsplit("/", 1)[-1]
                 destination = (props.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
                 k = KinesisMapping(
-                    function=mapping.function, stream_arn=arn, stream_name=stream_name,
+                    function=mapping.function,
+                    stream_arn=arn,
+                    stream_name=stream_name,
                     batch_size=int(props.get("BatchSize", 100)),
                     window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
                     starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
@@ -295,15 +353,20 @@ class LocalCloud:
                 )
                 shards = kinesis.list_shards(StreamName=stream_name)["Shards"]
                 for shard in shards:
-                    poller = KinesisShardPoller(kinesis, sqs, self.invoke, k, shard["ShardId"], REGION,
-                                                self.stop_event, stats)
+                    poller = KinesisShardPoller(
+                        kinesis, sqs, self.invoke, k, shard["ShardId"], REGION, self.stop_event, stats
+                    )
                     self._thread(poller.run, f"kinesis-{shard['ShardId']}")
             else:
                 arn = str(props["Queue"])
-                s = SqsMapping(function=mapping.function, queue_arn=arn, queue_url=str(self._queue_url_of(arn)),
-                               batch_size=int(props.get("BatchSize", 10)),
-                               window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
-                               report_item_failures="ReportBatchItemFailures" in response_types)
+                s = SqsMapping(
+                    function=mapping.function,
+                    queue_arn=arn,
+                    queue_url=str(self._queue_url_of(arn)),
+                    batch_size=int(props.get("BatchSize", 10)),
+                    window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+                    report_item_failures="ReportBatchItemFailures" in response_types,
+                )
                 self._thread(SqsPoller(sqs, self.invoke, s, REGION, self.stop_event, stats).run, f"sqs-{arn}")
 
     def _queue_url_of(self, arn: Any) -> str | None:
@@ -365,8 +428,11 @@ class LocalCloud:
                 continue
             for path in bucket_dir.rglob("*"):
                 if path.is_file():
-                    s3.put_object(Bucket=bucket_dir.name, Key=path.relative_to(bucket_dir).as_posix(),
-                                  Body=path.read_bytes())
+                    s3.put_object(
+                        Bucket=bucket_dir.name,
+                        Key=path.relative_to(bucket_dir).as_posix(),
+                        Body=path.read_bytes(),
+                    )
 
     def _save_buckets(self) -> None:
         s3 = client("s3", self.aws_endpoint_url)

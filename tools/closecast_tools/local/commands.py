@@ -31,30 +31,43 @@ def register(subparsers: Any) -> None:
     _cloud_arguments(up)
     up.set_defaults(func=cmd_up)
 
-    invoke = subparsers.add_parser("invoke", help="invoke one function with an event file (like `sam local invoke`)")
+    invoke = subparsers.add_parser(
+        "invoke", help="invoke one function with an event file (like `sam local invoke`)"
+    )
     invoke.add_argument("function", help="logical id (IngestFunction) or folder name (ingest)")
     invoke.add_argument("-e", "--event", type=Path, help="event JSON file (default: {})")
     invoke.add_argument("--state-dir", type=Path, default=None)
     invoke.add_argument("--database-url", default=None)
     invoke.set_defaults(func=cmd_invoke)
 
-    demo = subparsers.add_parser("demo", help="start the local cloud, stream sample rows, read them back over HTTP")
+    demo = subparsers.add_parser(
+        "demo", help="start the local cloud, stream sample rows, read them back over HTTP"
+    )
     _cloud_arguments(demo)
     demo.add_argument("--rows", type=int, default=400, help="how many snapshot rows to stream (default 400)")
-    demo.add_argument("--exit", action="store_true", help="stop after the demo instead of serving until Ctrl-C")
+    demo.add_argument(
+        "--exit", action="store_true", help="stop after the demo instead of serving until Ctrl-C"
+    )
     demo.set_defaults(func=cmd_demo)
 
 
 def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="default: .closecast/ in the project")
-    parser.add_argument("--database-url", default=None, help="use this PostgreSQL instead of the embedded one")
+    parser.add_argument(
+        "--database-url", default=None, help="use this PostgreSQL instead of the embedded one"
+    )
     parser.add_argument("--port", type=int, default=0, help="HTTP API port (default: a free one)")
 
 
 def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
     root = repo_root()
-    return CloudOptions(root=root, state_dir=(args.state_dir or root / ".closecast").resolve(),
-                        database_url=args.database_url, api_port=getattr(args, "port", 0), pollers=pollers)
+    return CloudOptions(
+        root=root,
+        state_dir=(args.state_dir or root / ".closecast").resolve(),
+        database_url=args.database_url,
+        api_port=getattr(args, "port", 0),
+        pollers=pollers,
+    )
 
 
 def _serve_until_signal(cloud: LocalCloud) -> None:
@@ -71,9 +84,11 @@ def _serve_until_signal(cloud: LocalCloud) -> None:
 
 def _ready_line(cloud: LocalCloud) -> str:
     s = cloud.state
-    return (f"ready api={s['api_url']} aws={s['aws_endpoint_url']} data_api={s['data_api_endpoint_url']} "
-            f"stream={s['stream_name']} state={cloud.options.state_dir / STATE_FILE} "
-            f"(started in {cloud.started_in_s:.1f}s)")
+    return (
+        f"ready api={s['api_url']} aws={s['aws_endpoint_url']} data_api={s['data_api_endpoint_url']} "
+        f"stream={s['stream_name']} state={cloud.options.state_dir / STATE_FILE} "
+        f"(started in {cloud.started_in_s:.1f}s)"
+    )
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -105,9 +120,14 @@ def resolve_function(template: Template, name: str) -> str:
     if name in template.functions:
         return name
     for logical_id, spec in template.functions.items():
-        if Path(spec.code_dir).name == name or logical_id.lower() == f"{name.replace('_', '').replace('-', '')}function":
+        if (
+            Path(spec.code_dir).name == name
+            or logical_id.lower() == f"{name.replace('_', '').replace('-', '')}function"
+        ):
             return logical_id
-    raise SystemExit(f"closecast invoke: no function {name!r}; known: {', '.join(sorted(template.functions))}")
+    raise SystemExit(
+        f"closecast invoke: no function {name!r}; known: {', '.join(sorted(template.functions))}"
+    )
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -119,17 +139,26 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     state = running_state(state_dir)
     cloud: LocalCloud | None = None
     if state is None:  # nothing running: bring one up for this call only
-        cloud = LocalCloud(CloudOptions(root=root, state_dir=state_dir, database_url=args.database_url,
-                                        pollers=False))
+        cloud = LocalCloud(
+            CloudOptions(root=root, state_dir=state_dir, database_url=args.database_url, pollers=False)
+        )
         cloud.start()
         state = cloud.state
     try:
         resources = LocalResources(refs=state["resources"]["refs"], attrs=state["resources"]["attrs"])
-        env = function_environment(template, template_parameters(template), resources, logical_id,
-                                   aws_endpoint_url=state["aws_endpoint_url"],
-                                   data_api_url=state["data_api_endpoint_url"])
-        runtime = FunctionRuntime({logical_id: function_config(template, root, logical_id, env)},
-                                  state_dir / "logs", max_instances=1)
+        env = function_environment(
+            template,
+            template_parameters(template),
+            resources,
+            logical_id,
+            aws_endpoint_url=state["aws_endpoint_url"],
+            data_api_url=state["data_api_endpoint_url"],
+        )
+        runtime = FunctionRuntime(
+            {logical_id: function_config(template, root, logical_id, env)},
+            state_dir / "logs",
+            max_instances=1,
+        )
         try:
             result = runtime.invoke(logical_id, event)
         finally:
@@ -141,8 +170,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         print(json.dumps(result.payload, indent=2, default=str))
         return 0
     print(json.dumps(result.as_dict(), indent=2), file=sys.stdout)
-    print(f"invoke failed: {result.error_type}: {result.error_message} "
-          f"(log: {state_dir / 'logs' / (logical_id + '.log')})", file=sys.stderr)
+    print(
+        f"invoke failed: {result.error_type}: {result.error_message} "
+        f"(log: {state_dir / 'logs' / (logical_id + '.log')})",
+        file=sys.stderr,
+    )
     return 1
 
 

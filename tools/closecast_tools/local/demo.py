@@ -9,8 +9,8 @@ import urllib.request
 from typing import IO, Any
 
 import pandas as pd
-
 from closecast.market.schema import KAGGLE_COLUMNS
+
 from closecast_tools.local.cloud import LocalCloud, client
 from closecast_tools.market.generate import generate_frame
 
@@ -25,11 +25,13 @@ def sample_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
 
 def put_rows(kinesis: Any, stream: str, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
+        chunk = rows[start : start + 500]
         records = [{"Data": json.dumps(r).encode(), "PartitionKey": str(r["stock_id"])} for r in chunk]
         while records:
             response = kinesis.put_records(StreamName=stream, Records=records)
-            records = [rec for rec, res in zip(records, response["Records"], strict=True) if "ErrorCode" in res]
+            records = [
+                rec for rec, res in zip(records, response["Records"], strict=True) if "ErrorCode" in res
+            ]
             if records:
                 time.sleep(0.2)
 
@@ -45,7 +47,9 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
     data = sample_rows(rows)
     date_id = int(data[0]["date_id"])
     kinesis = client("kinesis", state["aws_endpoint_url"])
-    print(f"putting {len(data)} snapshot rows on stream {state['stream_name']} (one row per record)", file=out)
+    print(
+        f"putting {len(data)} snapshot rows on stream {state['stream_name']} (one row per record)", file=out
+    )
     started = time.perf_counter()
     put_rows(kinesis, state["stream_name"], data)
     bad = {"stock_id": 1, "date_id": date_id, "seconds_in_bucket": 15, "imbalance_buy_sell_flag": 2}
@@ -60,12 +64,23 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
         body = get_json(url)
     elapsed = time.perf_counter() - started
     print(f"GET {url}", file=out)
-    print(f"  -> total_results={body['total_results']} total_pages={body['total_pages']} page={body['page']} "
-          f"page_size={body['page_size']} ({elapsed:.1f}s after PutRecords)", file=out)
+    print(
+        f"  -> total_results={body['total_results']} total_pages={body['total_pages']} page={body['page']} "
+        f"page_size={body['page_size']} ({elapsed:.1f}s after PutRecords)",
+        file=out,
+    )
     frame = pd.DataFrame(body["data"])
     if not frame.empty:
-        shown = ["row_id", "imbalance_size", "imbalance_buy_sell_flag", "reference_price", "bid_price",
-                 "ask_price", "wap", "target"]
+        shown = [
+            "row_id",
+            "imbalance_size",
+            "imbalance_buy_sell_flag",
+            "reference_price",
+            "bid_price",
+            "ask_price",
+            "wap",
+            "target",
+        ]
         print(frame[shown].head(8).to_string(index=False), file=out)
     s3 = client("s3", state["aws_endpoint_url"])
     quarantined: list[str] = []
@@ -80,5 +95,10 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
         print(f"  s3://{state['bucket']}/{key}: {document['reason']}", file=out)
     ok = body["total_results"] == len(data)
     print("demo ok" if ok else "demo FAILED: not every row came back", file=out, flush=True)
-    return {"rows": len(data), "returned": body["total_results"], "quarantined": len(quarantined),
-            "seconds": elapsed, "ok": ok}
+    return {
+        "rows": len(data),
+        "returned": body["total_results"],
+        "quarantined": len(quarantined),
+        "seconds": elapsed,
+        "ok": ok,
+    }

@@ -54,8 +54,15 @@ class RouteTable:
 
 
 def build_event(
-    route: Route, method: str, raw_path: str, raw_query: str, headers: dict[str, str], body: bytes,
-    path_parameters: dict[str, str], source_ip: str, api_id: str = "local",
+    route: Route,
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: dict[str, str],
+    body: bytes,
+    path_parameters: dict[str, str],
+    source_ip: str,
+    api_id: str = "local",
 ) -> dict[str, Any]:
     query: dict[str, str] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
@@ -75,8 +82,13 @@ def build_event(
             "apiId": api_id,
             "domainName": lowered.get("host", "127.0.0.1"),
             "domainPrefix": api_id,
-            "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": source_ip,
-                     "userAgent": lowered.get("user-agent", "")},
+            "http": {
+                "method": method,
+                "path": raw_path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": source_ip,
+                "userAgent": lowered.get("user-agent", ""),
+            },
             "requestId": str(uuid.uuid4()),
             "routeKey": route.route_key,
             "stage": "$default",
@@ -120,7 +132,9 @@ Invoke = Callable[[str, dict[str, Any]], InvokeResult]
 
 
 class LocalGateway:
-    def __init__(self, routes: Sequence[Route], invoke: Invoke, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, routes: Sequence[Route], invoke: Invoke, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
         gateway = self
@@ -129,7 +143,7 @@ class LocalGateway:
             protocol_version = "HTTP/1.1"
             server_version = "closecast-local-gateway"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
@@ -143,8 +157,11 @@ class LocalGateway:
                     self.wfile.write(body)
 
             def _error(self, status: HTTPStatus, message: str) -> None:
-                self._send(int(status), {"Content-Type": "application/json"},
-                           json.dumps({"message": message}).encode())
+                self._send(
+                    int(status),
+                    {"Content-Type": "application/json"},
+                    json.dumps({"message": message}).encode(),
+                )
 
             def _handle(self) -> None:
                 parts = urlsplit(self.path)
@@ -158,8 +175,16 @@ class LocalGateway:
                     self._error(HTTPStatus.NOT_FOUND, "Not Found")
                     return
                 route, params = found
-                event = build_event(route, self.command, parts.path, parts.query, dict(self.headers.items()),
-                                    body, params, self.client_address[0])
+                event = build_event(
+                    route,
+                    self.command,
+                    parts.path,
+                    parts.query,
+                    dict(self.headers.items()),
+                    body,
+                    params,
+                    self.client_address[0],
+                )
                 self._send(*to_http(gateway.invoke(route.function, event)))
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
@@ -171,7 +196,7 @@ class LocalGateway:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> LocalGateway:
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)

@@ -56,7 +56,9 @@ class MappingStats:
     checkpoints: dict[str, str] = field(default_factory=dict)
 
 
-def kinesis_event(records: list[dict[str, Any]], shard_id: str, mapping: KinesisMapping, region: str) -> dict[str, Any]:
+def kinesis_event(
+    records: list[dict[str, Any]], shard_id: str, mapping: KinesisMapping, region: str
+) -> dict[str, Any]:
     return {
         "Records": [
             {
@@ -89,8 +91,18 @@ def _epoch(value: Any) -> float:
 class KinesisShardPoller:
     """Reads one shard in order and delivers it to the function until stopped."""
 
-    def __init__(self, kinesis: Any, sqs: Any, invoke: Invoke, mapping: KinesisMapping, shard_id: str,
-                 region: str, stop: threading.Event, stats: MappingStats, idle_sleep: float = 0.1) -> None:
+    def __init__(
+        self,
+        kinesis: Any,
+        sqs: Any,
+        invoke: Invoke,
+        mapping: KinesisMapping,
+        shard_id: str,
+        region: str,
+        stop: threading.Event,
+        stats: MappingStats,
+        idle_sleep: float = 0.1,
+    ) -> None:
         self.kinesis, self.sqs, self.invoke, self.mapping = kinesis, sqs, invoke, mapping
         self.shard_id, self.region, self.stop, self.stats = shard_id, region, stop, stats
         self.idle_sleep = idle_sleep
@@ -99,10 +111,15 @@ class KinesisShardPoller:
     def _iterator(self) -> str:
         checkpoint = self.stats.checkpoints.get(self.shard_id)
         if checkpoint:
-            kwargs: dict[str, Any] = {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": checkpoint}
+            kwargs: dict[str, Any] = {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": checkpoint,
+            }
         else:
             kwargs = {"ShardIteratorType": self.mapping.starting_position}
-        response = self.kinesis.get_shard_iterator(StreamName=self.mapping.stream_name, ShardId=self.shard_id, **kwargs)
+        response = self.kinesis.get_shard_iterator(
+            StreamName=self.mapping.stream_name, ShardId=self.shard_id, **kwargs
+        )
         return str(response["ShardIterator"])
 
     def run(self) -> None:
@@ -145,7 +162,9 @@ class KinesisShardPoller:
         destination hears of it and the shard moves on)."""
         attempts = attempts_used
         while batch and not self.stop.is_set():
-            result = self.invoke(self.mapping.function, kinesis_event(batch, self.shard_id, self.mapping, self.region))
+            result = self.invoke(
+                self.mapping.function, kinesis_event(batch, self.shard_id, self.mapping, self.region)
+            )
             self.stats.invocations += 1
             failed_from = self._first_failure(batch, result)
             if failed_from is None:
@@ -210,8 +229,11 @@ class KinesisShardPoller:
                 "condition": "RetryAttemptsExhausted",
                 "approximateInvokeCount": self.mapping.max_retries + 1,
             },
-            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
-                                "functionError": None if result.ok else "Unhandled"},
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": None if result.ok else "Unhandled",
+            },
             "version": "1.0",
             "timestamp": datetime.now(UTC).isoformat(),
             "KinesisBatchInfo": {
@@ -219,9 +241,11 @@ class KinesisShardPoller:
                 "startSequenceNumber": batch[0]["SequenceNumber"],
                 "endSequenceNumber": batch[-1]["SequenceNumber"],
                 "approximateArrivalOfFirstRecord": datetime.fromtimestamp(
-                    _epoch(batch[0].get("ApproximateArrivalTimestamp")), UTC).isoformat(),
+                    _epoch(batch[0].get("ApproximateArrivalTimestamp")), UTC
+                ).isoformat(),
                 "approximateArrivalOfLastRecord": datetime.fromtimestamp(
-                    _epoch(batch[-1].get("ApproximateArrivalTimestamp")), UTC).isoformat(),
+                    _epoch(batch[-1].get("ApproximateArrivalTimestamp")), UTC
+                ).isoformat(),
                 "batchSize": len(batch),
                 "streamArn": self.mapping.stream_arn,
             },
@@ -252,9 +276,23 @@ class SqsPoller:
     """Receives from one queue and invokes the function; failed messages return after the visibility timeout,
     and the queue's redrive policy moves them to its dead-letter queue."""
 
-    def __init__(self, sqs: Any, invoke: Invoke, mapping: SqsMapping, region: str, stop: threading.Event,
-                 stats: MappingStats) -> None:
-        self.sqs, self.invoke, self.mapping, self.region, self.stop, self.stats = sqs, invoke, mapping, region, stop, stats
+    def __init__(
+        self,
+        sqs: Any,
+        invoke: Invoke,
+        mapping: SqsMapping,
+        region: str,
+        stop: threading.Event,
+        stats: MappingStats,
+    ) -> None:
+        self.sqs, self.invoke, self.mapping, self.region, self.stop, self.stats = (
+            sqs,
+            invoke,
+            mapping,
+            region,
+            stop,
+            stats,
+        )
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -272,8 +310,10 @@ class SqsPoller:
                     if not result.ok:
                         self.stats.last_error = f"{result.error_type}: {result.error_message}"
                 for chunk in range(0, len(done), 10):
-                    entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
-                               for i, m in enumerate(done[chunk:chunk + 10])]
+                    entries = [
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[chunk : chunk + 10])
+                    ]
                     self.sqs.delete_message_batch(QueueUrl=self.mapping.queue_url, Entries=entries)
             except Exception as exc:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -285,8 +325,11 @@ class SqsPoller:
         deadline = time.monotonic() + self.mapping.window_s
         while len(messages) < self.mapping.batch_size and not self.stop.is_set():
             response = self.sqs.receive_message(
-                QueueUrl=self.mapping.queue_url, MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
-                WaitTimeSeconds=0, AttributeNames=["All"], MessageAttributeNames=["All"],
+                QueueUrl=self.mapping.queue_url,
+                MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
             )
             got = response.get("Messages", [])
             messages.extend(got)

@@ -20,8 +20,18 @@ from pathlib import Path
 from typing import IO, Any
 
 # Environment passed through from the parent (the rest comes from the template, as on Lambda).
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV", "OPENBLAS_CORETYPE",
-              "OPENBLAS_L2_SIZE", "TZ")
+_INHERITED = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "TZ",
+)
 
 
 @dataclass
@@ -57,15 +67,21 @@ class _Worker:
     def __init__(self, config: FunctionConfig, log: IO[bytes]) -> None:
         env = {k: v for k, v in os.environ.items() if k in _INHERITED}
         env.update(config.environment)
-        env.update({
-            "AWS_LAMBDA_FUNCTION_NAME": config.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": config.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "closecast_tools.local.worker", str(config.code_dir), config.handler],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, cwd=str(config.code_dir),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            cwd=str(config.code_dir),
         )
         assert self.process.stdout is not None
         self._selector = selectors.DefaultSelector()
@@ -170,19 +186,27 @@ class FunctionRuntime:
         except TimeoutError:
             healthy = False
             worker.process.kill()
-            return InvokeResult(False, None, "Sandbox.Timedout",
-                                f"Task timed out after {config.timeout_s:.2f} seconds",
-                                (time.perf_counter() - started) * 1000, request_id)
+            return InvokeResult(
+                False,
+                None,
+                "Sandbox.Timedout",
+                f"Task timed out after {config.timeout_s:.2f} seconds",
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
         except InvocationError as exc:
             healthy = False
-            return InvokeResult(False, None, "Runtime.ExitError", str(exc),
-                                (time.perf_counter() - started) * 1000, request_id)
+            return InvokeResult(
+                False, None, "Runtime.ExitError", str(exc), (time.perf_counter() - started) * 1000, request_id
+            )
         finally:
             self._release(name, worker, healthy)
         elapsed = (time.perf_counter() - started) * 1000
         if answer.get("ok"):
             return InvokeResult(True, answer.get("result"), duration_ms=elapsed, request_id=request_id)
-        return InvokeResult(False, None, answer.get("errorType"), answer.get("errorMessage"), elapsed, request_id)
+        return InvokeResult(
+            False, None, answer.get("errorType"), answer.get("errorMessage"), elapsed, request_id
+        )
 
     def warm(self, name: str) -> None:
         """Start one instance now (so the first request does not pay the import)."""

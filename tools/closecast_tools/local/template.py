@@ -13,10 +13,23 @@ from typing import Any
 import yaml
 
 _SHORT_TAGS = {
-    "Ref": "Ref", "GetAtt": "Fn::GetAtt", "Sub": "Fn::Sub", "Join": "Fn::Join", "Select": "Fn::Select",
-    "Split": "Fn::Split", "If": "Fn::If", "Equals": "Fn::Equals", "Not": "Fn::Not", "And": "Fn::And",
-    "Or": "Fn::Or", "FindInMap": "Fn::FindInMap", "Base64": "Fn::Base64", "ImportValue": "Fn::ImportValue",
-    "GetAZs": "Fn::GetAZs", "Cidr": "Fn::Cidr", "Condition": "Condition",
+    "Ref": "Ref",
+    "GetAtt": "Fn::GetAtt",
+    "Sub": "Fn::Sub",
+    "Join": "Fn::Join",
+    "Select": "Fn::Select",
+    "Split": "Fn::Split",
+    "If": "Fn::If",
+    "Equals": "Fn::Equals",
+    "Not": "Fn::Not",
+    "And": "Fn::And",
+    "Or": "Fn::Or",
+    "FindInMap": "Fn::FindInMap",
+    "Base64": "Fn::Base64",
+    "ImportValue": "Fn::ImportValue",
+    "GetAZs": "Fn::GetAZs",
+    "Cidr": "Fn::Cidr",
+    "Condition": "Condition",
 }
 
 
@@ -132,8 +145,13 @@ class Template:
             for event in fn.properties.get("Events", {}).values():
                 if event.get("Type") == "HttpApi":
                     props = event.get("Properties", {})
-                    found.append(Route(str(props.get("Method", "ANY")).upper(), str(props.get("Path", "/$default")),
-                                       fn.logical_id))
+                    found.append(
+                        Route(
+                            str(props.get("Method", "ANY")).upper(),
+                            str(props.get("Path", "/$default")),
+                            fn.logical_id,
+                        )
+                    )
         return found
 
     def event_source_mappings(self) -> list[EventSourceMapping]:
@@ -169,11 +187,11 @@ def resolve(value: Any, ref: Resolver, parameters: Mapping[str, Any]) -> Any:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return ref_name(str(arg))
             if key == "Fn::GetAtt":
-                logical_id, attr = (arg if isinstance(arg, list) else str(arg).split(".", 1))
+                logical_id, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return ref(str(logical_id), str(attr))
             if key == "Fn::Sub":
                 template, variables = (arg, {}) if isinstance(arg, str) else (arg[0], walk(arg[1]))

@@ -69,7 +69,9 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[str]:
-        return error_response(HTTPStatus.UNPROCESSABLE_ENTITY, "request validation failed", _validation_details(exc))
+        return error_response(
+            HTTPStatus.UNPROCESSABLE_ENTITY, "request validation failed", _validation_details(exc)
+        )
 
     @app.exception_handler(InvalidInput)
     def _bad(exc: InvalidInput) -> Response[str]:
@@ -114,7 +116,10 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
                     return error_response(
                         HTTPStatus.BAD_REQUEST,
                         f"unknown query parameter(s): {', '.join(unknown)}",
-                        [{"field": name, "location": "query", "message": "unknown parameter"} for name in unknown],
+                        [
+                            {"field": name, "location": "query", "message": "unknown parameter"}
+                            for name in unknown
+                        ],
                     )
             return next_middleware(app_)
 

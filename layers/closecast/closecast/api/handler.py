@@ -38,8 +38,11 @@ def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
         except ConfigurationError:
             logger.exception("invalid function configuration")
             response = error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
-            return {"statusCode": response.status_code, "headers": {"Content-Type": "application/json"},
-                    "body": response.body}
+            return {
+                "statusCode": response.status_code,
+                "headers": {"Content-Type": "application/json"},
+                "body": response.body,
+            }
         app.append_context(api=api)
         return app.resolve(event, context)
 

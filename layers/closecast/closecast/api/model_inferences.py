@@ -47,7 +47,9 @@ def list_model_inferences(
     model_id: Annotated[int | None, Query(ge=1)] = None,
     date_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> PageEnvelope[ModelInferenceRecord]:
-    result = tables.list_model_inferences(_api(), PageRequest(page, page_size), model_id=model_id, date_id=date_id)
+    result = tables.list_model_inferences(
+        _api(), PageRequest(page, page_size), model_id=model_id, date_id=date_id
+    )
     return PageEnvelope[ModelInferenceRecord].model_validate(result.envelope())
 
 
@@ -59,6 +61,7 @@ def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Res
         raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")
     record = tables.insert_model_inference(api, body.model_dump())
     return Response(
-        status_code=201, content_type=content_types.APPLICATION_JSON,
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
         body=ModelInferenceRecord.model_validate(record).model_dump_json(),
     )

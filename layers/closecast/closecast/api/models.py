@@ -35,7 +35,7 @@ class ModelCreate(BaseModel):
 
 class ModelRecord(ModelCreate):
     id: int
-    version: int  # type: ignore[assignment]
+    version: int
     created_at: dt.datetime
 
 
@@ -63,6 +63,7 @@ def create_model(body: Annotated[ModelCreate, Body()]) -> Response[Any]:
         raise InvalidInput(f"model {body.parent_id} does not exist", field="parent_id")
     record = tables.insert_model(api, body.model_dump())
     return Response(
-        status_code=201, content_type=content_types.APPLICATION_JSON,
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
         body=ModelRecord.model_validate(record).model_dump_json(),
     )

@@ -17,8 +17,16 @@ from closecast.market.schema import Snapshot
 
 router = Router()
 
-LIST_PARAMS = {"page", "page_size", "date_id", "date_id_from", "date_id_to", "stock_id", "seconds_in_bucket",
-               "has_target"}
+LIST_PARAMS = {
+    "page",
+    "page_size",
+    "date_id",
+    "date_id_from",
+    "date_id_to",
+    "stock_id",
+    "seconds_in_bucket",
+    "has_target",
+}
 
 
 class StockDataCreate(BaseModel):
@@ -59,6 +67,7 @@ def list_stock_data(
 def create_stock_data(body: Annotated[StockDataCreate, Body()]) -> Response[Any]:
     rows = table.upsert(_api(), body.data)
     return Response(
-        status_code=201, content_type=content_types.APPLICATION_JSON,
+        status_code=201,
+        content_type=content_types.APPLICATION_JSON,
         body=StockDataCreated(rows=rows).model_dump_json(),
     )

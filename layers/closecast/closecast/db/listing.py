@@ -58,7 +58,9 @@ def list_page(
     total = int(api.execute(count_sql, dict(params)).records[0]["n"])
     data: list[dict[str, Any]] = []
     if total and request.offset < total:
-        page_sql = f"SELECT {select} FROM {table}{where_sql} ORDER BY {order_by} LIMIT :_limit OFFSET :_offset"
+        page_sql = (
+            f"SELECT {select} FROM {table}{where_sql} ORDER BY {order_by} LIMIT :_limit OFFSET :_offset"
+        )
         page_params = {**params, "_limit": request.page_size, "_offset": request.offset}
         data = api.execute(page_sql, page_params).records
     return PageResult(total_results=total, page=request.page, page_size=request.page_size, data=data)

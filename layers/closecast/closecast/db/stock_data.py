@@ -50,7 +50,12 @@ def reveal_targets(api: DataApi, targets: Sequence[RevealedTarget]) -> int:
     if not targets:
         return 0
     param_sets = [
-        {"date_id": t.date_id, "seconds_in_bucket": t.seconds_in_bucket, "stock_id": t.stock_id, "target": t.target}
+        {
+            "date_id": t.date_id,
+            "seconds_in_bucket": t.seconds_in_bucket,
+            "stock_id": t.stock_id,
+            "target": t.target,
+        }
         for t in targets
     ]
     return api.batch_execute(REVEAL_TARGET_SQL, param_sets)

@@ -16,7 +16,11 @@ DATE_MAPPING_COLUMNS = "date_id, trading_date"
 
 
 def list_date_mappings(
-    api: DataApi, page: PageRequest, *, date_id: int | None = None, date_from: dt.date | None = None,
+    api: DataApi,
+    page: PageRequest,
+    *,
+    date_id: int | None = None,
+    date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> PageResult:
     clauses: list[str] = []
@@ -31,8 +35,13 @@ def list_date_mappings(
         clauses.append("trading_date <= :date_to")
         params["date_to"] = date_to
     return list_page(
-        api, select=DATE_MAPPING_COLUMNS, table="date_mapping", where=clauses, params=params,
-        order_by="date_id", request=page,
+        api,
+        select=DATE_MAPPING_COLUMNS,
+        table="date_mapping",
+        where=clauses,
+        params=params,
+        order_by="date_id",
+        request=page,
     )
 
 
@@ -91,8 +100,13 @@ def list_model_inferences(
         clauses.append("date_id = :date_id")
         params["date_id"] = date_id
     return list_page(
-        api, select=INFERENCE_COLUMNS, table="model_inference", where=clauses, params=params,
-        order_by="id", request=page,
+        api,
+        select=INFERENCE_COLUMNS,
+        table="model_inference",
+        where=clauses,
+        params=params,
+        order_by="id",
+        request=page,
     )
 
 

@@ -32,7 +32,14 @@ KAGGLE_COLUMNS: tuple[str, ...] = (
     "time_id",
     "row_id",
 )
-PRICE_COLUMNS: tuple[str, ...] = ("reference_price", "far_price", "near_price", "bid_price", "ask_price", "wap")
+PRICE_COLUMNS: tuple[str, ...] = (
+    "reference_price",
+    "far_price",
+    "near_price",
+    "bid_price",
+    "ask_price",
+    "wap",
+)
 SIZE_COLUMNS: tuple[str, ...] = ("imbalance_size", "matched_size", "bid_size", "ask_size")
 
 
