@@ -328,6 +328,7 @@ def replay(
     day_rows: list[pd.DataFrame] = []  # this day's (keys, target), revealed when the day is over
     current_day: int | None = None
     snapshots = _snapshots(frames)
+    in_hand: pd.DataFrame | None = None
 
     def send_all(records: list[Record]) -> None:
         offset = 0
@@ -348,6 +349,7 @@ def replay(
 
     try:
         for date_id, _seconds, rows in snapshots:
+            in_hand = rows  # taken from the source, not yet given to the stream
             if date_id != current_day:
                 reveal()
                 current_day = date_id
@@ -358,7 +360,9 @@ def replay(
                     options.sleep(wait)
             if options.reveal_targets:
                 day_rows.append(rows[["date_id", "seconds_in_bucket", "stock_id", "target"]])
-            send_all(snapshot_records(rows, options.shape, with_target=not options.reveal_targets))
+            records = snapshot_records(rows, options.shape, with_target=not options.reveal_targets)
+            in_hand = None  # from here on, a failure accounts for these rows through its records
+            send_all(records)
             summary.snapshots += 1
         reveal()
     except _Unsent as unsent:
@@ -366,6 +370,10 @@ def replay(
         summary.rows_not_sent = sum(r.rows for r in unsent.records)
         summary.targets_not_sent = sum(r.targets for r in unsent.records)
         summary.targets_not_sent += sum(int(d["target"].notna().sum()) for d in day_rows)
+        if in_hand is not None:
+            summary.rows_not_sent += len(in_hand)
+            if options.reveal_targets:
+                summary.targets_not_sent += int(in_hand["target"].notna().sum())
         for _, _, rows in snapshots:
             summary.rows_not_sent += len(rows)
             if options.reveal_targets:
