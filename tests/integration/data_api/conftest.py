@@ -3,8 +3,11 @@ for the whole session, a real boto3 ``rds-data`` client pointed at it, and the s
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -61,10 +64,14 @@ def watch(client: Any) -> Wire:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = start_embedded(tmp_path_factory.mktemp("data-api-pg") / "pgdata")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    # Not under pytest's tmp_path: concurrent pytest sessions prune old basetemp directories, which would
+    # delete the data directory under a running server.
+    root = Path(tempfile.mkdtemp(prefix="closecast-data-api-"))
+    server = start_embedded(root / "pgdata")
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

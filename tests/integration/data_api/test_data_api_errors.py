@@ -38,7 +38,8 @@ def test_client_raises_undefined_table(api: DataApi) -> None:
 def test_unique_violation_names_constraint_and_key(api: DataApi) -> None:
     # Given a date mapping that already exists
     api.execute(
-        "INSERT INTO date_mapping (date_id, trading_date) VALUES (:d, :t::date)", {"d": 70_001, "t": "2031-01-02"}
+        "INSERT INTO date_mapping (date_id, trading_date) VALUES (:d, :t::date)",
+        {"d": 70_001, "t": "2031-01-02"},
     )
     # When inserted again
     with pytest.raises(errors.UniqueViolation) as caught:

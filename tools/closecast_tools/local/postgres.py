@@ -17,6 +17,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import subprocess
+import time
 from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
@@ -75,7 +77,15 @@ class EmbeddedPostgres:
 
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(str(self.data_dir), cleanup_mode=None)
+        try:
+            self._server = pgserver.get_server(str(self.data_dir), cleanup_mode=None)
+        except subprocess.TimeoutExpired:
+            # pgserver gives pg_ctl 10 s; on a busy machine the server is often up just after that.
+            # Forget the half-made handle and attach again (get_server attaches to a running server).
+            _log.warning("pg_ctl timed out starting postgres in %s; attaching again", self.data_dir)
+            self._forget_handle()
+            time.sleep(1.0)
+            self._server = pgserver.get_server(str(self.data_dir), cleanup_mode=None)
         self._dsn: str = self._server.get_uri()
         self._stopped = False
 
@@ -91,20 +101,25 @@ class EmbeddedPostgres:
         """Stop the server (fast shutdown, data kept).  Idempotent."""
         if self._stopped:
             return
-        from pgserver import PostgresServer as _PgServer
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         try:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
         except Exception:  # already stopped
             _log.info("postgres in %s was not running", self.data_dir)
-        # pgserver caches one handle per data dir and registers an atexit hook for it; drop both so a
-        # later start on the same directory really starts a server and exit does not trip on the handle.
-        atexit.unregister(self._server._cleanup)
-        with suppress(Exception):
-            self._server.global_process_id_list.get_and_remove(os.getpid())
-        _PgServer._instances.pop(self.data_dir, None)
+        self._forget_handle()
         self._stopped = True
+
+    def _forget_handle(self) -> None:
+        """Drop pgserver's cached handle for this data dir and its atexit hook, so that a later start on
+        the same directory really starts a server and interpreter exit does not trip on a stale handle."""
+        from pgserver import PostgresServer as _PgServer
+
+        handle = _PgServer._instances.pop(self.data_dir, None)
+        if handle is not None:
+            atexit.unregister(handle._cleanup)
+            with suppress(Exception):
+                handle.global_process_id_list.get_and_remove(os.getpid())
 
     def __enter__(self) -> EmbeddedPostgres:
         return self
