@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 from botocore.stub import Stubber
 from closecast.db import errors
@@ -91,7 +91,8 @@ class FakeTransport:
         parsed = json.loads(body)
         self.requests.append((operation, len(body), parsed))
         status, payload, error_type = self._answer(operation, parsed)
-        headers = {"Content-Type": "application/json"}
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/json"
         if error_type:
             headers["x-amzn-ErrorType"] = error_type
         return AWSResponse(request.url, status, headers, _Body(json.dumps(payload).encode()))
