@@ -183,3 +183,21 @@ def test_float32_option_halves_feature_memory_but_keeps_target_exact(kaggle_exam
     # Then prices/sizes are float32, the target stays float64
     assert data.frame["wap"].dtype == np.float32
     assert data.frame["target"].dtype == np.float64
+
+
+def test_files_given_out_of_order_are_merged_in_kaggle_order(kaggle_example: Path, tmp_path: Path) -> None:
+    # Given test.csv split in two files, the later dates first
+    rows = (kaggle_example / "test.csv").read_text().splitlines()
+    header, body = rows[0], rows[1:]
+    late = [line for line in body if line.split(",")[1] != "478"]
+    early = [line for line in body if line.split(",")[1] == "478"]
+    (tmp_path / "late").mkdir()
+    (tmp_path / "early").mkdir()
+    late_path = _write(tmp_path / "late", [header, *late], name="test.csv")
+    early_path = _write(tmp_path / "early", [header, *early], name="test.csv")
+    # When both are loaded
+    frame = load_kaggle([late_path, early_path]).frame
+    # Then the rows come sorted by date, second, stock, as in one file
+    keys = frame[["date_id", "seconds_in_bucket", "stock_id"]].astype(int)
+    assert keys.equals(keys.sort_values(["date_id", "seconds_in_bucket", "stock_id"]))
+    assert len(frame) == 33_000

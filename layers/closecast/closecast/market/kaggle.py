@@ -387,6 +387,7 @@ def _read_file(
     date_range: tuple[int, int] | None,
     chunksize: int,
     report: LoadReport,
+    float_dtype: FloatDtype = "float64",
 ) -> pd.DataFrame:
     header = read_header(path)
     file = str(path)
@@ -395,7 +396,8 @@ def _read_file(
 
     def consume(as_text: bool) -> None:
         for first_line, raw in _chunks(path, header, chunksize, as_text):
-            report.rows_read += len(raw)
+            if kind != "revealed_targets":
+                report.rows_read += len(raw)
             chunk, not_numbers = _as_numeric(raw) if as_text else (raw, {})
             in_range = _in_range(chunk[date_column], date_range)
             report.rows_outside_date_range += int((~in_range).sum())
@@ -414,7 +416,7 @@ def _read_file(
             if chunk.empty:
                 continue
             good = _validate_chunk(chunk, kind, file, lines, report, not_numbers)
-            pieces.append(_cast(chunk[good], kind))
+            pieces.append(_cast(chunk[good], kind, float_dtype))
 
     try:
         consume(as_text=False)
@@ -429,7 +431,7 @@ def _read_file(
         report.bad_counts.clear()
         consume(as_text=True)
     if not pieces:
-        return _cast(pd.DataFrame({c: pd.Series(dtype="float64") for c in header}), kind)
+        return _cast(pd.DataFrame({c: pd.Series(dtype="float64") for c in header}), kind, float_dtype)
     return pd.concat(pieces, ignore_index=True)
 
 
@@ -468,13 +470,16 @@ def read_kaggle_csv(
     *,
     date_range: tuple[int, int] | None = None,
     chunksize: int = DEFAULT_CHUNKSIZE,
+    float_dtype: FloatDtype = "float64",
     max_reported: int = 1000,
 ) -> KaggleData:
     """Read one Kaggle file. train/test -> the Kaggle frame; revealed_targets -> columns
     (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date (the target's own)."""
     kind = sniff_kind(path)
     report = LoadReport(files=[str(path)], max_reported=max_reported)
-    frame = _read_file(path, kind, date_range=date_range, chunksize=chunksize, report=report)
+    frame = _read_file(
+        path, kind, date_range=date_range, chunksize=chunksize, report=report, float_dtype=float_dtype
+    )
     if kind == "revealed_targets":
         duplicated = frame.duplicated(["date_id", "seconds_in_bucket", "stock_id"], keep="first")
         if duplicated.any():
@@ -513,7 +518,13 @@ def load_kaggle(
     frames: list[pd.DataFrame] = []
     revealed: list[pd.DataFrame] = []
     for path in paths:
-        data = read_kaggle_csv(path, date_range=date_range, chunksize=chunksize, max_reported=max_reported)
+        data = read_kaggle_csv(
+            path,
+            date_range=date_range,
+            chunksize=chunksize,
+            float_dtype=float_dtype,
+            max_reported=max_reported,
+        )
         report.merge(data.report)
         (revealed if sniff_kind(path) == "revealed_targets" else frames).append(data.frame)
     if not frames:
@@ -532,17 +543,14 @@ def load_kaggle(
         report.revealed_unmatched = len(targets) - report.revealed_joined
         current = frame["target"].to_numpy(dtype=np.float64)
         frame["target"] = np.where(np.isnan(current), joined, current)
-    if float_dtype != "float64":
-        floats = [c for c, d in frame_dtypes().items() if d == "float64" and c != "target"]
-        frame = frame.astype(dict.fromkeys(floats, float_dtype))
     report.rows_loaded = len(frame)
     return KaggleData(frame, report)
 
 
 def _is_sorted(frame: pd.DataFrame) -> bool:
     key = (
-        frame["date_id"].to_numpy(dtype=np.int64) * 100_000
-        + frame["seconds_in_bucket"].to_numpy(dtype=np.int64) * 10_001
+        frame["date_id"].to_numpy(dtype=np.int64) * 1_000_000_000
+        + frame["seconds_in_bucket"].to_numpy(dtype=np.int64) * 100_000
         + frame["stock_id"].to_numpy(dtype=np.int64)
     )
     return bool((np.diff(key) >= 0).all())
