@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import botocore.exceptions
 import pytest
 from closecast.db import errors
 from closecast.db.data_api import DataApi
+from closecast_tools.local.data_api import LocalDataApi
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +98,58 @@ def test_committed_transaction_cannot_be_used_again(api: DataApi, tx_table: str)
     api.commit(tid)
     with pytest.raises(errors.TransactionNotFound):
         api.commit(tid)
+
+
+@pytest.fixture
+def short_lived_endpoint(dsn: str, target: Any) -> Iterator[LocalDataApi]:
+    with LocalDataApi(
+        dsn,
+        cluster_arn=target.cluster_arn,
+        secret_arn=target.secret_arn,
+        database=target.database,
+        transaction_idle_timeout_s=0.3,
+    ) as local:
+        yield local
+
+
+def test_idle_transaction_is_rolled_back_after_the_timeout(
+    short_lived_endpoint: LocalDataApi, target: Any, make_client: Callable[[str], Any], tx_table: str
+) -> None:
+    # Given an endpoint whose idle-transaction timeout is 0.3 s (3 minutes on the Data API)
+    api = DataApi(
+        make_client(short_lived_endpoint.url), target.cluster_arn, target.secret_arn, target.database
+    )
+    tid = api.begin()
+    api.execute("INSERT INTO tx_rows VALUES (8, 'abandoned')", transaction_id=tid)
+    # When the transaction is left idle past the timeout
+    time.sleep(1.5)
+    # Then it was rolled back and is gone
+    with pytest.raises(errors.TransactionNotFound):
+        api.commit(tid)
+    assert 8 not in _ids(api)
+
+
+def test_concurrent_call_in_one_transaction_is_refused(api: DataApi, tx_table: str) -> None:
+    # Given a transaction busy with a slow statement
+    tid = api.begin()
+    worker = threading.Thread(
+        target=api.execute, args=("SELECT pg_sleep(1)",), kwargs={"transaction_id": tid}
+    )
+    worker.start()
+    time.sleep(0.3)
+    # When a second statement arrives on the same transaction / Then it is refused
+    with pytest.raises(errors.DatabaseError) as caught:
+        api.execute("SELECT 1", transaction_id=tid, idempotent=False)
+    assert "still running a query" in caught.value.message
+    worker.join()
+    api.rollback(tid)
+
+
+def test_client_rides_out_a_resuming_cluster(endpoint: LocalDataApi, client: Any, target: Any) -> None:
+    # Given an endpoint that answers the next three calls with DatabaseResumingException
+    sleeps: list[float] = []
+    api = DataApi(client, target.cluster_arn, target.secret_arn, target.database, sleep=sleeps.append)
+    endpoint.fail_next(3)
+    # When a statement runs / Then it succeeds after three backoffs
+    assert api.execute("SELECT 42 AS answer").records == [{"answer": 42}]
+    assert len(sleeps) == 3

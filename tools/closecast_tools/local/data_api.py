@@ -903,6 +903,8 @@ class LocalDataApi:
         self.max_request_bytes = max_request_bytes
         self._host = host
         self._port = port
+        self._faults: list[ApiError] = []
+        self._faults_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -929,6 +931,27 @@ class LocalDataApi:
             thread.start()
         _log.info("local Data API listening on %s", self.url)
         return self
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        code: str = "DatabaseResumingException",
+        message: str = "The Aurora DB instance is resuming after being auto-paused. Please wait a few seconds "
+        "and try again.",
+        status: int = 400,
+    ) -> None:
+        """Answer the next ``count`` calls with an error instead of running them (fault injection).
+
+        The default imitates a cluster waking from auto-pause; pass e.g. ``code="ThrottlingException"``
+        or ``code="InternalServerErrorException", status=500`` for other transient faults.
+        """
+        with self._faults_lock:
+            self._faults.extend(ApiError(status, code, message) for _ in range(count))
+
+    def _take_fault(self) -> ApiError | None:
+        with self._faults_lock:
+            return self._faults.pop(0) if self._faults else None
 
     def _reap(self) -> None:
         interval = min(5.0, max(0.05, self.engine.transaction_idle_timeout_s / 4))
@@ -1003,6 +1026,9 @@ def _handler_class(api: LocalDataApi) -> type[BaseHTTPRequestHandler]:
                 self._error(_bad_request("Request body is not valid JSON"))
                 return
             try:
+                fault = api._take_fault()
+                if fault is not None:
+                    raise fault
                 response = getattr(api.engine, operation)(body)
                 payload = _dumps(response)
                 if len(payload) > api.engine.max_response_bytes:
