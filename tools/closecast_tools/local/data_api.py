@@ -980,6 +980,9 @@ def _handler_class(api: LocalDataApi) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "closecast-local-data-api"
+        # Headers and body go out in separate writes; with Nagle on, keep-alive calls stall ~40 ms
+        # on the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             _log.debug("%s " + format, self.address_string(), *args)
