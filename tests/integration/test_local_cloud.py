@@ -139,14 +139,23 @@ def test_bad_query_parameters_get_4xx_naming_the_field(
 
 
 def test_snapshots_put_on_the_stream_come_back_through_the_api(local_cloud: Any, shared_data: Path) -> None:
-    """Given 600 real Kaggle rows (three snapshots of date 478) put on the stream as envelopes, when the API is
-    asked for date 478 in pages of 250, then all 600 come back, paged, with their values intact."""
-    rows = kaggle_rows(shared_data, 478, {0, 10, 20})
+    """Given 600 real Kaggle rows (three snapshots of date 478, moved to date 7478 that no other test uses)
+    put on the stream as envelopes, when the API is asked for that date in pages of 250, then all 600 come
+    back, paged, with their values intact."""
+    rows = [
+        dict(
+            r,
+            date_id=7478,
+            time_id=7478 * 55 + r["seconds_in_bucket"] // 10,
+            row_id=f"7478_{r['seconds_in_bucket']}_{r['stock_id']}",
+        )
+        for r in kaggle_rows(shared_data, 478, {30, 40, 50})
+    ]
     put_envelopes(local_cloud, rows)
     api = local_cloud.state["api_url"]
-    body = wait_for_total(f"{api}/stock_data/?date_id=478&page_size=250", len(rows))
+    body = wait_for_total(f"{api}/stock_data/?date_id=7478&page_size=250", len(rows))
     assert (body["total_results"], body["total_pages"], len(body["data"])) == (600, 3, 250)
-    _, last = http("GET", f"{api}/stock_data/?date_id=478&page_size=250&page=3")
+    _, last = http("GET", f"{api}/stock_data/?date_id=7478&page_size=250&page=3")
     assert len(last["data"]) == 100
     by_id = {r["row_id"]: r for r in rows}
     for got in body["data"]:
