@@ -98,8 +98,8 @@ def test_revealed_targets_update_rows() -> None:
     outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), lambda r: None)  # type: ignore[arg-type]
     assert outcome.targets_revealed == 2
     sql, sets = api.calls[0]
-    assert sql.startswith("UPDATE stock_data SET target")
-    assert sets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -2.310276}
+    assert "INSERT INTO revealed_target" in sql and "UPDATE stock_data" in sql
+    assert sets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -5.429983}
 
 
 def test_transient_database_fault_reports_every_writing_record_for_retry() -> None:
