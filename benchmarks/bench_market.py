@@ -74,9 +74,10 @@ def _free_port() -> int:
 
 def bench_replay(directory: Path) -> dict[str, Any]:
     import boto3
+    from moto.server import ThreadedMotoServer
+
     from closecast_tools.market.generate import write_dataset
     from closecast_tools.market.replay import ReplayOptions, open_source, replay
-    from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     write_dataset(directory, days=REPLAY_DAYS, seed=SEED)

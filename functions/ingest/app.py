@@ -8,6 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from closecast import aws, ingest
 from closecast.config import IngestConfig, cached
 from closecast.db.data_api import DataApi

@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from closecast import aws
 from closecast.config import DatabaseConfig, cached
 from closecast.custom_resource import send_response

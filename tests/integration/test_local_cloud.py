@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from closecast_tools.local.cloud import client
 from closecast_tools.local.template import Template
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from closecast_tools.local.cloud import client, free_port
 from closecast_tools.local.poller import (
     KinesisMapping,

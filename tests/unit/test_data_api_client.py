@@ -21,6 +21,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.config import Config
 from botocore.stub import Stubber
+
 from closecast.db import errors
 from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi, to_parameter
 from closecast.db.errors import parse_database_message

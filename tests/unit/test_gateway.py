@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from closecast_tools.local.gateway import RouteTable, build_event, to_http
 from closecast_tools.local.runtime import InvokeResult
 from closecast_tools.local.template import Route

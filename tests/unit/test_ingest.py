@@ -7,9 +7,9 @@ import json
 from typing import Any
 
 import pytest
+
 from closecast import ingest
 from closecast.db.errors import CheckViolation, DatabaseResuming
-
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.unit

@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from closecast_tools.local.template import Template, resolve
 
 pytestmark = pytest.mark.unit

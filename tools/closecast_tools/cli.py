@@ -11,6 +11,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "closecast_tools.local.commands",
     "closecast_tools.market.commands",
+    "closecast_tools.openapi",
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+
 from closecast.db.data_api import DataApi
 from closecast.db.migrations import apply_migrations
 from closecast_tools.local.data_api import LocalDataApi

@@ -7,6 +7,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
+
 from closecast.db import errors
 from closecast.db.data_api import DataApi
 from closecast_tools.local.data_api import LocalDataApi, translate_placeholders

@@ -7,6 +7,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
+
 from closecast.db import errors
 from closecast.db.data_api import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES, DataApi
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from closecast.db.data_api import DataApi
 from closecast.db.migrations import (
     ChecksumMismatch,

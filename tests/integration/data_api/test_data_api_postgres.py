@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from closecast_tools.local.postgres import ExternalPostgres, open_postgres, start_embedded, with_database
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from closecast.db import errors
 from closecast.db.data_api import DataApi
 

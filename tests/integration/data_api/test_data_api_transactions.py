@@ -9,6 +9,7 @@ from typing import Any
 
 import botocore.exceptions
 import pytest
+
 from closecast.db import errors
 from closecast.db.data_api import DataApi
 from closecast_tools.local.data_api import LocalDataApi

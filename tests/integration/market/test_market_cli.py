@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from closecast_tools.cli import main
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from closecast_tools.market.generate import write_dataset
 from closecast_tools.market.replay import ReplayError, ReplayOptions, open_source, replay
 

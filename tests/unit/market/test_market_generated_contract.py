@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from closecast.market.dataset import iter_days, read_dataset
 from closecast.market.kaggle import frame_dtypes, load_kaggle, validate_frame
 from closecast.market.schema import KAGGLE_COLUMNS

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from closecast.market.kaggle import KaggleFormatError, frame_dtypes, load_kaggle, read_kaggle_csv
 from closecast.market.schema import KAGGLE_COLUMNS
 

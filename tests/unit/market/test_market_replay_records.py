@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
 from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.market.commands import parse_speed
 from closecast_tools.market.generate import generate_frame

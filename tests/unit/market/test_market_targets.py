@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from closecast.market.targets import compute_targets, load_index_weights
 
 pytestmark = pytest.mark.unit

@@ -9,8 +9,8 @@ import urllib.request
 from typing import IO, Any
 
 import pandas as pd
-from closecast.market.schema import KAGGLE_COLUMNS
 
+from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.local.cloud import LocalCloud, client
 from closecast_tools.market.generate import generate_frame
 

@@ -122,7 +122,6 @@ def kinesis_target(args: argparse.Namespace) -> tuple[Any, str]:
 def run_replay(args: argparse.Namespace) -> int:
     from closecast.market.dataset import DatasetError
     from closecast.market.kaggle import KaggleFormatError
-
     from closecast_tools.market.replay import ReplayError, ReplayOptions, open_source, replay
 
     try:

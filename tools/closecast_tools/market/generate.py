@@ -40,6 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+
 from closecast.market.dataset import DATASET_VERSION, MANIFEST_NAME, ORACLE_NAME, TRAIN_NAME
 from closecast.market.kaggle import expected_row_ids, frame_dtypes
 from closecast.market.schema import KAGGLE_COLUMNS, N_STOCKS, SECONDS_STEP, SNAPSHOTS_PER_DAY

@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
+from tqdm import tqdm
+
 from closecast.market.dataset import (
     is_generated,
     iter_days,
@@ -43,7 +45,6 @@ from closecast.market.dataset import (
 )
 from closecast.market.kaggle import load_kaggle
 from closecast.market.schema import KAGGLE_COLUMNS, SECONDS_STEP
-from tqdm import tqdm
 
 Shape = Literal["row", "envelope"]
 MAX_RECORD_BYTES = 1024 * 1024  # data + partition key
