@@ -24,7 +24,15 @@ from closecast_tools.local.postgres import EmbeddedPostgres
 
 pytestmark = pytest.mark.integration
 
-CONTRACT_TABLES = {"stock_data", "date_mapping", "model", "model_inference", "job", "schema_migrations"}
+CONTRACT_TABLES = {
+    "stock_data",
+    "date_mapping",
+    "model",
+    "model_inference",
+    "job",
+    "revealed_target",
+    "schema_migrations",
+}
 
 
 @pytest.fixture

@@ -13,8 +13,11 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,6 @@ from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, Invok
 from closecast_tools.local.template import Template, TemplateError, resolve
 
 log = logging.getLogger("closecast.local")
-logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server access log
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -191,12 +193,28 @@ class LocalCloud:
         return self
 
     def _start_aws(self) -> None:
-        from moto.server import ThreadedMotoServer
-
+        """moto in server mode, in its own process: its state belongs to this cloud alone (moto keeps its
+        backends in process-wide globals, so an in-process server would share them with anything else)."""
         port = free_port(self.options.host)
-        self.moto = ThreadedMotoServer(ip_address=self.options.host, port=port, verbose=False)
-        self.moto.start()
+        log_dir = self.options.state_dir / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / "moto.log", "ab") as log_file:
+            self.moto = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", self.options.host, "-p", str(port)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         self.aws_endpoint_url = f"http://{self.options.host}:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.aws_endpoint_url}/moto-api/data.json", timeout=2):  # noqa: S310
+                    return
+            except OSError:
+                if self.moto.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start; see {log_dir / 'moto.log'}") from None
+                time.sleep(0.05)
 
     def _start_database(self) -> None:
         database = str(self.parameters["DatabaseName"])
@@ -463,7 +481,12 @@ class LocalCloud:
                 self._save_buckets()
             except Exception:
                 log.exception("could not save the local buckets")
-            self.moto.stop()
+            self.moto.terminate()
+            try:
+                self.moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.moto.kill()
+                self.moto.wait()
             self.moto = None
         if self.data_api is not None:
             self.data_api.stop()

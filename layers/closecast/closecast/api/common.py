@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from closecast.config import ApiConfig, ConfigurationError
+from closecast.config import ConfigurationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, TransientDatabaseError
 from closecast.errors import Conflict, InvalidInput, NotFound
@@ -137,5 +137,7 @@ def parse_json_body(raw: str | None) -> Any:
         raise InvalidInput(f"request body is not JSON: {exc.msg} at char {exc.pos}", field=None) from exc
 
 
-def data_api(config: ApiConfig, client: Any) -> DataApi:
-    return DataApi(client, config.cluster_arn, config.secret_arn, config.database)
+def context_api(router: Any) -> DataApi:
+    """The Data API the handler put in the resolver's context for this request."""
+    api: DataApi = router.context["api"]
+    return api

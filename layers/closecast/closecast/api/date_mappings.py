@@ -10,9 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from closecast.api.common import PageEnvelope
+from closecast.api.common import PageEnvelope, context_api
 from closecast.db import tables
-from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest
 
 router = Router()
@@ -29,11 +28,6 @@ class DateMappingsCreate(BaseModel):
     data: list[DateMapping] = Field(min_length=1, max_length=5000)
 
 
-def _api() -> DataApi:
-    api: DataApi = router.context["api"]
-    return api
-
-
 @router.get("/date_mappings", summary="List date mappings")
 @router.get("/date_mappings/", include_in_schema=False)
 def list_date_mappings(
@@ -44,7 +38,11 @@ def list_date_mappings(
     date_to: Annotated[dt.date | None, Query()] = None,
 ) -> PageEnvelope[DateMapping]:
     result = tables.list_date_mappings(
-        _api(), PageRequest(page, page_size), date_id=date_id, date_from=date_from, date_to=date_to
+        context_api(router),
+        PageRequest(page, page_size),
+        date_id=date_id,
+        date_from=date_from,
+        date_to=date_to,
     )
     return PageEnvelope[DateMapping].model_validate(result.envelope())
 
@@ -52,5 +50,5 @@ def list_date_mappings(
 @router.post("/date_mappings", summary="Create or correct date mappings")
 @router.post("/date_mappings/", include_in_schema=False)
 def create_date_mappings(body: Annotated[DateMappingsCreate, Body()]) -> Response[Any]:
-    n = tables.upsert_date_mappings(_api(), [(m.date_id, m.trading_date) for m in body.data])
+    n = tables.upsert_date_mappings(context_api(router), [(m.date_id, m.trading_date) for m in body.data])
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=f'{{"rows": {n}}}')

@@ -10,9 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from closecast.api.common import PageEnvelope
+from closecast.api.common import PageEnvelope, context_api
 from closecast.db import tables
-from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 
@@ -34,11 +33,6 @@ class ModelInferenceRecord(ModelInferenceCreate):
     created_at: dt.datetime
 
 
-def _api() -> DataApi:
-    api: DataApi = router.context["api"]
-    return api
-
-
 @router.get("/model-inferences", summary="List model inferences")
 @router.get("/model-inferences/", include_in_schema=False)
 def list_model_inferences(
@@ -48,7 +42,7 @@ def list_model_inferences(
     date_id: Annotated[int | None, Query(ge=0)] = None,
 ) -> PageEnvelope[ModelInferenceRecord]:
     result = tables.list_model_inferences(
-        _api(), PageRequest(page, page_size), model_id=model_id, date_id=date_id
+        context_api(router), PageRequest(page, page_size), model_id=model_id, date_id=date_id
     )
     return PageEnvelope[ModelInferenceRecord].model_validate(result.envelope())
 
@@ -56,7 +50,7 @@ def list_model_inferences(
 @router.post("/model-inferences", summary="Record a day's predictions")
 @router.post("/model-inferences/", include_in_schema=False)
 def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Response[Any]:
-    api = _api()
+    api = context_api(router)
     if not tables.model_exists(api, body.model_id):
         raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")
     record = tables.insert_model_inference(api, body.model_dump())

@@ -10,9 +10,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from closecast.api.common import PageEnvelope
+from closecast.api.common import PageEnvelope, context_api
 from closecast.db import tables
-from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 
@@ -39,11 +38,6 @@ class ModelRecord(ModelCreate):
     created_at: dt.datetime
 
 
-def _api() -> DataApi:
-    api: DataApi = router.context["api"]
-    return api
-
-
 @router.get("/models", summary="List models")
 @router.get("/models/", include_in_schema=False)
 def list_models(
@@ -51,14 +45,14 @@ def list_models(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     name: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> PageEnvelope[ModelRecord]:
-    result = tables.list_models(_api(), PageRequest(page, page_size), name=name)
+    result = tables.list_models(context_api(router), PageRequest(page, page_size), name=name)
     return PageEnvelope[ModelRecord].model_validate(result.envelope())
 
 
 @router.post("/models", summary="Register a model")
 @router.post("/models/", include_in_schema=False)
 def create_model(body: Annotated[ModelCreate, Body()]) -> Response[Any]:
-    api = _api()
+    api = context_api(router)
     if body.parent_id is not None and not tables.model_exists(api, body.parent_id):
         raise InvalidInput(f"model {body.parent_id} does not exist", field="parent_id")
     record = tables.insert_model(api, body.model_dump())

@@ -9,9 +9,8 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from closecast.api.common import PageEnvelope
+from closecast.api.common import PageEnvelope, context_api
 from closecast.db import stock_data as table
-from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest
 from closecast.market.schema import Snapshot
 
@@ -37,11 +36,6 @@ class StockDataCreated(BaseModel):
     rows: int
 
 
-def _api() -> DataApi:
-    api: DataApi = router.context["api"]
-    return api
-
-
 @router.get("/stock_data", summary="List auction snapshots")
 @router.get("/stock_data/", include_in_schema=False)
 def list_stock_data(
@@ -55,7 +49,7 @@ def list_stock_data(
     has_target: Annotated[bool | None, Query()] = None,
 ) -> PageEnvelope[Snapshot]:
     result = table.list_rows(
-        _api(),
+        context_api(router),
         table.StockDataFilter(date_id, date_id_from, date_id_to, stock_id, seconds_in_bucket, has_target),
         PageRequest(page, page_size),
     )
@@ -65,7 +59,7 @@ def list_stock_data(
 @router.post("/stock_data", summary="Create or replace auction snapshots")
 @router.post("/stock_data/", include_in_schema=False)
 def create_stock_data(body: Annotated[StockDataCreate, Body()]) -> Response[Any]:
-    rows = table.upsert(_api(), body.data)
+    rows = table.upsert(context_api(router), body.data)
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,

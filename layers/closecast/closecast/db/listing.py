@@ -41,6 +41,18 @@ class PageResult:
         }
 
 
+def where_clauses(conditions: Mapping[str, tuple[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """`{"param": ("sql clause using :param", value)}` -> the clauses and parameters of the values that are
+    not None (an absent filter is no filter)."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    for name, (clause, value) in conditions.items():
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
+    return clauses, params
+
+
 def list_page(
     api: DataApi,
     *,

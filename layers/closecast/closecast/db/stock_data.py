@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from closecast.db.data_api import DataApi
-from closecast.db.listing import PageRequest, PageResult, list_page
+from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
 
 _COLUMNS = ", ".join(KAGGLE_COLUMNS)
@@ -87,19 +86,15 @@ class StockDataFilter:
 
 
 def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageResult:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    for name, clause in (
-        ("date_id", "date_id = :date_id"),
-        ("date_id_from", "date_id >= :date_id_from"),
-        ("date_id_to", "date_id <= :date_id_to"),
-        ("stock_id", "stock_id = :stock_id"),
-        ("seconds_in_bucket", "seconds_in_bucket = :seconds_in_bucket"),
-    ):
-        value = getattr(where, name)
-        if value is not None:
-            clauses.append(clause)
-            params[name] = value
+    clauses, params = where_clauses(
+        {
+            "date_id": ("date_id = :date_id", where.date_id),
+            "date_id_from": ("date_id >= :date_id_from", where.date_id_from),
+            "date_id_to": ("date_id <= :date_id_to", where.date_id_to),
+            "stock_id": ("stock_id = :stock_id", where.stock_id),
+            "seconds_in_bucket": ("seconds_in_bucket = :seconds_in_bucket", where.seconds_in_bucket),
+        }
+    )
     if where.has_target is not None:
         clauses.append("target IS NOT NULL" if where.has_target else "target IS NULL")
     return list_page(

@@ -8,7 +8,7 @@ from typing import Any
 
 from closecast.db.data_api import DataApi
 from closecast.db.errors import UniqueViolation
-from closecast.db.listing import PageRequest, PageResult, list_page
+from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.errors import Conflict
 
 # ----------------------------------------------------------------------------- date_mapping
@@ -23,17 +23,13 @@ def list_date_mappings(
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> PageResult:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if date_id is not None:
-        clauses.append("date_id = :date_id")
-        params["date_id"] = date_id
-    if date_from is not None:
-        clauses.append("trading_date >= :date_from")
-        params["date_from"] = date_from
-    if date_to is not None:
-        clauses.append("trading_date <= :date_to")
-        params["date_to"] = date_to
+    clauses, params = where_clauses(
+        {
+            "date_id": ("date_id = :date_id", date_id),
+            "date_from": ("trading_date >= :date_from", date_from),
+            "date_to": ("trading_date <= :date_to", date_to),
+        }
+    )
     return list_page(
         api,
         select=DATE_MAPPING_COLUMNS,
@@ -65,7 +61,7 @@ MODEL_COLUMNS = (
 
 
 def list_models(api: DataApi, page: PageRequest, *, name: str | None = None) -> PageResult:
-    clauses, params = (["name = :name"], {"name": name}) if name is not None else ([], {})
+    clauses, params = where_clauses({"name": ("name = :name", name)})
     return list_page(
         api, select=MODEL_COLUMNS, table="model", where=clauses, params=params, order_by="id", request=page
     )
@@ -91,14 +87,9 @@ INFERENCE_COLUMNS = "id, model_id, date_id, predictions_uri, n_rows, mae, create
 def list_model_inferences(
     api: DataApi, page: PageRequest, *, model_id: int | None = None, date_id: int | None = None
 ) -> PageResult:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if model_id is not None:
-        clauses.append("model_id = :model_id")
-        params["model_id"] = model_id
-    if date_id is not None:
-        clauses.append("date_id = :date_id")
-        params["date_id"] = date_id
+    clauses, params = where_clauses(
+        {"model_id": ("model_id = :model_id", model_id), "date_id": ("date_id = :date_id", date_id)}
+    )
     return list_page(
         api,
         select=INFERENCE_COLUMNS,

@@ -85,20 +85,7 @@ class Snapshot(BaseModel):
     time_id: int | None = None
     row_id: str | None = None
 
-    @field_validator(
-        "imbalance_size",
-        "reference_price",
-        "matched_size",
-        "far_price",
-        "near_price",
-        "bid_price",
-        "bid_size",
-        "ask_price",
-        "ask_size",
-        "wap",
-        "target",
-        mode="before",
-    )
+    @field_validator(*SIZE_COLUMNS, *PRICE_COLUMNS, "target", mode="before")
     @classmethod
     def _empty_is_null(cls, value: Any) -> Any:
         return _nan_to_none(value)
