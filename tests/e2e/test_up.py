@@ -113,3 +113,45 @@ def test_demo_streams_rows_and_reads_them_back(tmp_path: Path) -> None:
     assert "total_results=400" in done.stdout
     assert "quarantined bad records: 2" in done.stdout
     assert done.stdout.rstrip().endswith("demo ok")
+
+
+def test_invoke_without_a_running_cloud_brings_one_up_for_the_call(tmp_path: Path) -> None:
+    """Given no local cloud running, when `closecast invoke stock_data -e events/stock_data/get-list.json`
+    runs, then it starts one for the call, prints the handler's answer and leaves nothing running."""
+    state_dir = tmp_path / "state"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "closecast_tools.cli",
+            "invoke",
+            "stock_data",
+            "-e",
+            str(REPO / "events" / "stock_data" / "get-list.json"),
+            "--state-dir",
+            str(state_dir),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["statusCode"] == 200
+    assert json.loads(answer["body"])["page_size"] == 50
+    assert not (state_dir / "local.json").exists()
+
+
+def test_invoke_of_an_unknown_function_names_the_known_ones(tmp_path: Path) -> None:
+    """Given a function name that is not in the template, when invoked, then it fails listing the real ones."""
+    done = subprocess.run(
+        [sys.executable, "-m", "closecast_tools.cli", "invoke", "nope", "--state-dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "IngestFunction" in done.stderr

@@ -230,3 +230,23 @@ def test_sqs_partial_failures_stay_on_the_queue_and_reach_the_dead_letter_queue(
     assert stats.records == 2
     bodies = [r["body"] for call in fn.calls for r in call]
     assert bodies.count("a") == 1 and bodies.count("b") == 1
+
+
+def test_the_batching_window_gathers_records_that_arrive_close_together(moto_url: str) -> None:
+    """Given a 1.5 s batching window, when three records arrive 0.2 s apart, then the function is invoked once
+    with all three (it waits for the window instead of invoking per record)."""
+    fn = Scripted(lambda n, records: InvokeResult(True, None))
+    kinesis = client("kinesis", moto_url)
+    name = "window"
+    started = time.monotonic()
+
+    def until() -> bool:
+        elapsed = time.monotonic() - started
+        sent = getattr(until, "sent", 1)
+        if sent < 3 and elapsed > 0.2 * sent:
+            kinesis.put_record(StreamName=name, Data=b"{}", PartitionKey="k")
+            until.sent = sent + 1  # type: ignore[attr-defined]
+        return sum(map(len, fn.calls)) >= 3
+
+    run_kinesis(moto_url, name, 1, fn, until, batch_size=100, window_s=1.5)
+    assert [len(c) for c in fn.calls] == [3]
