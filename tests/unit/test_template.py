@@ -113,3 +113,15 @@ def test_intrinsics_resolve_against_local_resources() -> None:
     }
     resolved = resolve(value, lambda logical_id, attr: lookup[(logical_id, attr)], {"Stage": "dev"})
     assert resolved == {"a": "b", "b": "arn:aws:s3:::b/x/dev", "c": "dev-y", "d": "arn:aws:s3:::b"}
+
+
+def test_samconfig_deploys_with_the_capabilities_the_template_needs() -> None:
+    """Given samconfig.toml, then `sam deploy` has IAM and macro capabilities (managed policy, SAM transform),
+    resolves its artifact bucket and asks before changing the stack."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    for env in ("default", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
+        assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True

@@ -13,27 +13,14 @@ import pandas as pd
 from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.local.cloud import LocalCloud, client
 from closecast_tools.market.generate import generate_frame
+from closecast_tools.market.replay import ReplayOptions, replay
 
 
-def sample_rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
+def sample_frame(n: int, seed: int = 7) -> pd.DataFrame:
+    """The first `n` snapshot rows of a synthetic day, in time order."""
     frame = generate_frame(days=1, seed=seed)
     frame = frame.sort_values(["date_id", "seconds_in_bucket", "stock_id"]).head(n)
-    columns = [c for c in KAGGLE_COLUMNS if c in frame.columns]
-    rows = json.loads(frame[columns].to_json(orient="records", double_precision=15))
-    return list(rows)
-
-
-def put_rows(kinesis: Any, stream: str, rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        records = [{"Data": json.dumps(r).encode(), "PartitionKey": str(r["stock_id"])} for r in chunk]
-        while records:
-            response = kinesis.put_records(StreamName=stream, Records=records)
-            records = [
-                rec for rec, res in zip(records, response["Records"], strict=True) if "ErrorCode" in res
-            ]
-            if records:
-                time.sleep(0.2)
+    return frame[[c for c in KAGGLE_COLUMNS if c in frame.columns]].reset_index(drop=True)
 
 
 def get_json(url: str) -> dict[str, Any]:
@@ -44,14 +31,15 @@ def get_json(url: str) -> dict[str, Any]:
 
 def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.0) -> dict[str, Any]:
     state = cloud.state
-    data = sample_rows(rows)
-    date_id = int(data[0]["date_id"])
+    data = sample_frame(rows)
+    date_id = int(data["date_id"].iloc[0])
     kinesis = client("kinesis", state["aws_endpoint_url"])
     print(
         f"putting {len(data)} snapshot rows on stream {state['stream_name']} (one row per record)", file=out
     )
     started = time.perf_counter()
-    put_rows(kinesis, state["stream_name"], data)
+    sent = replay([data], kinesis, state["stream_name"], ReplayOptions(shape="row", progress=False))
+    print(f"  {sent.text()}", file=out)
     bad = {"stock_id": 1, "date_id": date_id, "seconds_in_bucket": 15, "imbalance_buy_sell_flag": 2}
     kinesis.put_record(StreamName=state["stream_name"], Data=b"not json at all", PartitionKey="bad")
     kinesis.put_record(StreamName=state["stream_name"], Data=json.dumps(bad).encode(), PartitionKey="bad")
@@ -92,7 +80,11 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
     print(f"quarantined bad records: {len(quarantined)}", file=out)
     for key in quarantined:
         document = json.loads(s3.get_object(Bucket=state["bucket"], Key=key)["Body"].read())
-        print(f"  s3://{state['bucket']}/{key}: {document['reason']}", file=out)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in document["errors"])
+        print(
+            f"  s3://{state['bucket']}/{key}: {document['reason']}{' (' + detail + ')' if detail else ''}",
+            file=out,
+        )
     ok = body["total_results"] == len(data)
     print("demo ok" if ok else "demo FAILED: not every row came back", file=out, flush=True)
     return {
