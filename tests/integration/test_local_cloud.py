@@ -194,19 +194,44 @@ def test_bad_records_are_quarantined_and_do_not_stop_the_good_ones(
     assert any(d["reason"].startswith("not JSON") for d in documents)
 
 
+def moved(rows: list[dict[str, Any]], date_id: int) -> list[dict[str, Any]]:
+    """The same rows on another date_id (keys recomputed), so a test owns its rows."""
+    return [
+        dict(
+            r,
+            date_id=date_id,
+            time_id=date_id * 55 + r["seconds_in_bucket"] // 10,
+            row_id=f"{date_id}_{r['seconds_in_bucket']}_{r['stock_id']}",
+        )
+        for r in rows
+    ]
+
+
+def quarantined_documents(cloud: Any) -> list[dict[str, Any]]:
+    s3 = client("s3", cloud.state["aws_endpoint_url"])
+    bucket = cloud.state["bucket"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/").get("Contents", [])]
+    return [json.loads(s3.get_object(Bucket=bucket, Key=k)["Body"].read()) for k in keys]
+
+
 def test_delivering_the_same_records_twice_changes_nothing(local_cloud: Any, shared_data: Path) -> None:
-    """Given a snapshot already ingested, when the same records are delivered again, then the count and every
-    value are unchanged."""
-    rows = kaggle_rows(shared_data, 480, {200})
-    url = f"{local_cloud.state['api_url']}/stock_data/?date_id=480&page_size=1000"
+    """Given a snapshot already ingested, when the same records are delivered again (then a marker record
+    behind them on the same shard), then once the marker is visible the count and every value are unchanged
+    and none of the duplicates was quarantined."""
+    rows = moved(kaggle_rows(shared_data, 480, {200}), 7480)
+    api = local_cloud.state["api_url"]
+    url = f"{api}/stock_data/?date_id=7480&page_size=1000"
     put_envelopes(local_cloud, rows)
     first = wait_for_total(url, 200)
     put_envelopes(local_cloud, rows)
-    put_envelopes(local_cloud, rows[:1])  # a marker that arrives after the duplicates
-    time.sleep(1.5)
+    put_envelopes(local_cloud, moved(rows[:1], 7481))  # the marker, after the duplicates
+    assert wait_for_total(f"{api}/stock_data/?date_id=7481", 1)["total_results"] == 1
     second = wait_for_total(url, 200)
     assert second["total_results"] == first["total_results"] == 200
     assert second["data"] == first["data"]
+    assert not [
+        d for d in quarantined_documents(local_cloud) if '"date_id": 7480' in (d["record"]["data"] or "")
+    ]
 
 
 def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
@@ -219,13 +244,18 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     assert status == 201
     _, listed = http("GET", f"{api}/date_mappings/?date_id=900")
     assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
-    model = {"name": "xgb-test", "artifact_uri": "s3://b/m.ubj", "feature_set": "v1", "params": {"eta": 0.1}}
+    model = {
+        "name": "xgb-test",
+        "artifact_uri": "s3://closecast-data/models/m.ubj",
+        "feature_set": "v1",
+        "params": {"eta": 0.1},
+    }
     status, created = http("POST", f"{api}/models/", model)
     assert status == 201 and created["version"] == 1 and created["params"] == {"eta": 0.1}
     inference = {
         "model_id": created["id"],
         "date_id": 900,
-        "predictions_uri": "s3://b/p.parquet",
+        "predictions_uri": "s3://closecast-data/predictions/p.parquet",
         "n_rows": 10,
     }
     status, _ = http("POST", f"{api}/model-inferences/", inference)
@@ -315,3 +345,136 @@ def test_replaying_the_kaggle_example_files_lands_every_row_and_target(
     assert with_target == {478: 11_000, 479: 11_000}
     _, sample = http("GET", f"{api}/stock_data/?date_id=478&seconds_in_bucket=0&stock_id=1")
     assert sample["data"][0]["target"] == -1.8697977
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (
+            "/stock_data/",
+            {
+                "data": [
+                    {
+                        "stock_id": 1,
+                        "date_id": 3_000_000_000,
+                        "seconds_in_bucket": 0,
+                        "imbalance_buy_sell_flag": 0,
+                    }
+                ]
+            },
+            "data.0.date_id",
+        ),
+        (
+            "/date_mappings/",
+            {"data": [{"date_id": 3_000_000_000, "trading_date": "2024-01-02"}]},
+            "data.0.date_id",
+        ),
+        (
+            "/models/",
+            {
+                "name": "m",
+                "version": 3_000_000_000,
+                "artifact_uri": "s3://closecast-data/m",
+                "feature_set": "v1",
+            },
+            "version",
+        ),
+        (
+            "/models/",
+            {"name": "m", "artifact_uri": "s3://closecast-data/m\u0000", "feature_set": "v1"},
+            "artifact_uri",
+        ),
+        (
+            "/models/",
+            {
+                "name": "m",
+                "artifact_uri": "s3://closecast-data/m",
+                "feature_set": "v1",
+                "params": {"x": "a\u0000b"},
+            },
+            "params",
+        ),
+        (
+            "/model-inferences/",
+            {
+                "model_id": 1,
+                "date_id": 3_000_000_000,
+                "n_rows": 1,
+                "predictions_uri": "s3://closecast-data/p",
+            },
+            "date_id",
+        ),
+    ],
+    ids=["stock-date", "mapping-date", "model-version", "nul-uri", "nul-params", "inference-date"],
+)
+def test_values_the_database_cannot_hold_are_422_naming_the_field(
+    local_cloud: Any, path: str, body: Any, field: str
+) -> None:
+    """Given a POST whose value is out of the column's range or holds a NUL, then 422 names the field (not a
+    500 from the database)."""
+    status, answer = http("POST", local_cloud.state["api_url"] + path, body)
+    assert status == 422, answer
+    assert [e["field"] for e in answer["errors"]] == [field]
+
+
+def raw_request(url: str, method: str, body: bytes, content_type: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_nan_in_json_body_invalid_json_and_other_media_types_get_clear_4xx(local_cloud: Any) -> None:
+    """Given a body with NaN, a body that is not JSON, a body that is not UTF-8 and a text/plain body, then
+    each gets a 4xx in the documented error shape (never a 500 or a dropped connection)."""
+    url = local_cloud.state["api_url"] + "/models/"
+    nan = b'{"name": "m", "artifact_uri": "s3://closecast-data/m", "feature_set": "v1", "params": {"x": NaN}}'
+    status, body = raw_request(url, "POST", nan, "application/json")
+    assert status == 422 and body["errors"][0]["field"] == "params"
+    status, body = raw_request(url, "POST", b'{"name": ', "application/json")
+    assert status == 422 and body["errors"][0]["field"] is None and "JSON" in body["errors"][0]["message"]
+    status, body = raw_request(url, "POST", b"\xff\xfe{}", "application/json")
+    assert 400 <= status < 500 and "errors" in body
+    status, body = raw_request(url, "POST", b"name=m", "text/plain")
+    assert status == 415 and body["errors"][0]["field"] == "content-type"
+
+
+def test_a_huge_page_number_is_refused_not_crashing(local_cloud: Any) -> None:
+    """Given page and ids beyond what the database's integers hold, then 422 naming them."""
+    api = local_cloud.state["api_url"]
+    for query, field in (("page=99999999999999999999", "page"), ("date_id=99999999999999999999", "date_id")):
+        status, body = http("GET", f"{api}/stock_data/?{query}")
+        assert status == 422 and body["errors"][0]["field"] == field
+
+
+def raw_http(cloud: Any, request: bytes) -> bytes:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(cloud.state["api_url"])
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
+        sock.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received or len(received) < received.index(b"\r\n\r\n") + 4:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def test_the_gateway_answers_bad_framing_with_400_and_reads_chunked_bodies(local_cloud: Any) -> None:
+    """Given a request with a Content-Length that is not a number, then 400; given a chunked JSON body, then
+    the function receives it whole."""
+    bad = raw_http(local_cloud, b"POST /models/ HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}")
+    assert bad.startswith(b"HTTP/1.1 400")
+    body = json.dumps({"data": [{"date_id": 901, "trading_date": "2024-01-03"}]}).encode()
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    answer = raw_http(
+        local_cloud,
+        b"POST /date_mappings/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked,
+    )
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:200]

@@ -53,3 +53,20 @@ def test_function_errors_become_500_and_plain_objects_become_200_json() -> None:
     assert (status, headers["Content-Type"], body) == (200, "application/json", b'{"a": 1}')
     status, _, body = to_http(InvokeResult(True, {"statusCode": 201, "body": "{}", "headers": {"X": "1"}}))
     assert (status, body) == (201, b"{}")
+
+
+def test_a_json_body_that_is_not_utf8_is_passed_base64_encoded() -> None:
+    """Given bytes that are not UTF-8 under a JSON content type, when the event is built, then the body is
+    base64 with isBase64Encoded true (as API Gateway does), instead of failing."""
+    event = build_event(
+        Route("POST", "/x", "F"),
+        "POST",
+        "/x",
+        "",
+        {"Content-Type": "application/json"},
+        b"\xff\xfe{}",
+        {},
+        "",
+    )
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == b"\xff\xfe{}"

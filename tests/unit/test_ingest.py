@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from closecast import ingest
-from closecast.db.errors import CheckViolation, DatabaseResuming
+from closecast.db.errors import CheckViolation, DatabaseResuming, SerializationFailure, UndefinedTable
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.unit
@@ -98,7 +98,7 @@ def test_revealed_targets_update_rows() -> None:
     outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), lambda r: None)  # type: ignore[arg-type]
     assert outcome.targets_revealed == 2
     sql, sets = api.calls[0]
-    assert "INSERT INTO revealed_target" in sql and "UPDATE stock_data" in sql
+    assert sql.startswith("INSERT INTO revealed_target")
     assert sets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -5.429983}
 
 
@@ -150,3 +150,56 @@ def test_quarantine_document_keeps_the_raw_record() -> None:
     assert document["record"]["data"] is None
     assert base64.b64decode(document["record"]["data_base64"]) == b"\xff\xfe"
     assert ingest.quarantine_key("quarantine/", rejection).endswith("/shardId-0/42.json")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SerializationFailure("deadlock detected", sqlstate="40P01"),
+        UndefinedTable('relation "stock_data" does not exist', sqlstate="42P01"),
+    ],
+    ids=["deadlock", "missing-table"],
+)
+def test_database_faults_that_are_not_about_the_data_are_retried_not_quarantined(error: Exception) -> None:
+    """Given a deadlock or a missing table (faults of the moment, not of the records), when a batch is
+    processed, then every writing record is reported for redelivery and nothing is quarantined."""
+    batch = records("ingest/kinesis-rows.json")
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(RecordingApi(fail_with=error), batch, quarantined.append)  # type: ignore[arg-type]
+    assert outcome.failed_sequence_numbers == [r.sequence_number for r in batch]
+    assert quarantined == []
+
+
+def test_one_refused_row_of_an_envelope_does_not_sink_the_others() -> None:
+    """Given an envelope of three rows of which the database refuses the middle one, when processed, then the
+    other two are written and only that row is quarantined, with its index in the envelope."""
+    batch = records("ingest/kinesis-envelope.json")
+    bad_stock = json.loads(batch[0].data)["data"][1]["stock_id"]
+
+    def refuses(sql: str, sets: list[dict[str, Any]]) -> bool:
+        return any(s["stock_id"] == bad_stock for s in sets)
+
+    api = RecordingApi(
+        fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
+    )
+    quarantined: list[ingest.Rejection] = []
+    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    assert outcome.rows_written == 2
+    assert [(r.row_index, r.reason.split(":")[0]) for r in quarantined] == [(1, "refused by the database")]
+    assert outcome.failed_sequence_numbers == []
+
+
+def test_out_of_range_integers_are_refused_at_validation() -> None:
+    """Given a row whose date_id would overflow the database's integer time_id, when parsed, then it is
+    rejected naming date_id instead of failing later in the database."""
+    row = {"stock_id": 1, "date_id": 10**20, "seconds_in_bucket": 0, "imbalance_buy_sell_flag": 0}
+    _, rejections = ingest.parse(ingest.StreamRecord("1", "1", json.dumps(row).encode()))
+    assert rejections and rejections[0].errors[0]["field"] == "date_id"
+
+
+def test_strings_and_booleans_are_not_taken_for_numbers() -> None:
+    """Given a row with "5" for date_id and true for stock_id, when parsed, then it is rejected (strict)."""
+    row = {"stock_id": True, "date_id": "5", "seconds_in_bucket": 10, "imbalance_buy_sell_flag": 0}
+    _, rejections = ingest.parse(ingest.StreamRecord("1", "1", json.dumps(row).encode()))
+    fields = {e["field"] for e in rejections[0].errors}
+    assert {"stock_id", "date_id"} <= fields

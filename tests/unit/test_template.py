@@ -125,3 +125,11 @@ def test_samconfig_deploys_with_the_capabilities_the_template_needs() -> None:
         deploy = config[env]["deploy"]["parameters"]
         assert set(deploy["capabilities"].split()) == {"CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"}
         assert deploy["resolve_s3"] is True and deploy["confirm_changeset"] is True
+
+
+def test_the_migrations_resource_names_the_latest_migration(template: Template) -> None:
+    """Given the SQL migrations shipped in the layer, then the custom resource's MigrationsVersion names the
+    latest one, so that deploying a release with a new migration runs the migrate function again."""
+    migrations = sorted((REPO / "layers/closecast/closecast/db/migrations").glob("*.sql"))
+    (resource,) = [r for r in template.resources.values() if r["Type"] == "Custom::DatabaseMigrations"]
+    assert resource["Properties"]["MigrationsVersion"] == migrations[-1].name.split("_", 1)[0]

@@ -12,9 +12,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+_DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60)
+# The Data API client retries itself, knowing which statements are safe to send again (closecast.db.data_api);
+# botocore retrying underneath would resend non-idempotent writes after a 500 and multiply the waiting.
+_RDS_DATA = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=60)
 
 
 @cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+    config = _RDS_DATA if service == "rds-data" else _DEFAULT
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]

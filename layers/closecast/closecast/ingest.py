@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from closecast.db import stock_data
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError
-from closecast.market.schema import LAST_SECOND, Snapshot
+from closecast.market.schema import LAST_SECOND, MAX_DATE_ID, MAX_STOCK_ID, Snapshot
 
 
 class Envelope(BaseModel):
@@ -39,15 +39,15 @@ class Envelope(BaseModel):
 
 
 class TargetRow(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    date_id: int = Field(ge=0)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    date_id: int = Field(ge=0, le=MAX_DATE_ID)
     seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND, multiple_of=10)
-    stock_id: int = Field(ge=0)
+    stock_id: int = Field(ge=0, le=MAX_STOCK_ID)
     target: float = Field(allow_inf_nan=False)
 
 
 class RevealedTargets(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     revealed_targets: list[TargetRow] = Field(max_length=50_000)
 
 
@@ -70,9 +70,31 @@ class Rejection:
 
 @dataclass
 class Parsed:
+    """What one record asks to write. `rows[i]` came from position `row_indices[i]` of an envelope (None for a
+    single-row record), so that a row the database refuses can be quarantined alone."""
+
     record: StreamRecord
     rows: list[Snapshot] = field(default_factory=list)
     targets: list[stock_data.RevealedTarget] = field(default_factory=list)
+    row_indices: list[int | None] = field(default_factory=list)
+
+    def size(self) -> int:
+        return len(self.rows) + len(self.targets)
+
+    def halves(self) -> tuple[Parsed, Parsed]:
+        """Split the rows (or, with one row or none, the targets) in two, for isolating a refused one."""
+        if len(self.rows) > 1:
+            mid = len(self.rows) // 2
+            first = Parsed(self.record, self.rows[:mid], [], self.row_indices[:mid])
+            second = Parsed(self.record, self.rows[mid:], self.targets, self.row_indices[mid:])
+        elif self.rows:
+            first = Parsed(self.record, self.rows, [], self.row_indices)
+            second = Parsed(self.record, [], self.targets, [])
+        else:
+            mid = len(self.targets) // 2
+            first = Parsed(self.record, [], self.targets[:mid], [])
+            second = Parsed(self.record, [], self.targets[mid:], [])
+        return first, second
 
 
 @dataclass
@@ -127,9 +149,11 @@ def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
                 continue
             if envelope.commit:
                 parsed.rows.append(snapshot)
+                parsed.row_indices.append(index)
         return parsed, rejections
     try:
         parsed.rows = [Snapshot.model_validate(payload)]
+        parsed.row_indices = [None]
     except ValidationError as exc:
         return parsed, [Rejection(record, "invalid row", _errors(exc))]
     return parsed, []
@@ -140,10 +164,41 @@ def _write(api: DataApi, items: Sequence[Parsed]) -> tuple[int, int]:
     for item in items:  # later records win within a batch (Kinesis keeps order per shard)
         for row in item.rows:
             rows[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
-    written = stock_data.upsert(api, list(rows.values()))
-    targets = [t for item in items for t in item.targets]
+    # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
+    written = stock_data.upsert(api, [rows[key] for key in sorted(rows)])
+    targets = sorted(
+        (t for item in items for t in item.targets),
+        key=lambda t: (t.date_id, t.seconds_in_bucket, t.stock_id),
+    )
     revealed = stock_data.reveal_targets(api, targets)
     return written, revealed
+
+
+def _refused(exc: Exception) -> bool:
+    """True when the data itself is refused (retrying cannot help), False for faults worth retrying."""
+    if isinstance(exc, DatabaseError):
+        return exc.is_data_error
+    return isinstance(exc, ValueError | TypeError)  # a value the Data API cannot even carry
+
+
+def _write_isolating(api: DataApi, item: Parsed, outcome: BatchOutcome, failed: set[str]) -> None:
+    """Write one record's rows; when the database refuses some, halve until each refused row stands alone and
+    quarantine just those."""
+    try:
+        rows, targets = _write(api, [item])
+    except (DataApiError, ValueError, TypeError) as exc:
+        if not _refused(exc):
+            failed.add(item.record.sequence_number)
+            return
+        if item.size() > 1:
+            for half in item.halves():
+                _write_isolating(api, half, outcome, failed)
+            return
+        index = item.row_indices[0] if item.rows else None
+        outcome.rejections.append(Rejection(item.record, f"refused by the database: {exc}", row_index=index))
+        return
+    outcome.rows_written += rows
+    outcome.targets_revealed += targets
 
 
 Quarantine = Callable[[Rejection], None]
@@ -154,26 +209,26 @@ def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Qua
     failed: set[str] = set()
     parsed_items: list[Parsed] = []
     for record in records:
-        parsed, rejections = parse(record)
+        try:
+            parsed, rejections = parse(record)
+        except Exception as exc:  # no record may crash the batch: an unforeseen fault quarantines it
+            parsed, rejections = (
+                Parsed(record),
+                [Rejection(record, f"unreadable record: {type(exc).__name__}")],
+            )
         parsed_items.append(parsed)
         outcome.rejections.extend(rejections)
 
-    writable = [p for p in parsed_items if p.rows or p.targets]
+    writable = [p for p in parsed_items if p.size()]
     try:
         outcome.rows_written, outcome.targets_revealed = _write(api, writable)
-    except DatabaseError:
-        # One record carries something the database refuses: find it by writing record by record.
-        for item in writable:
-            try:
-                rows, targets = _write(api, [item])
-                outcome.rows_written += rows
-                outcome.targets_revealed += targets
-            except DatabaseError as exc:
-                outcome.rejections.append(Rejection(item.record, f"refused by the database: {exc}"))
-            except DataApiError:
-                failed.add(item.record.sequence_number)
-    except DataApiError:
-        failed.update(p.record.sequence_number for p in writable)
+    except (DataApiError, ValueError, TypeError) as exc:
+        if _refused(exc):
+            # something in the batch is refused: find it, record by record and then row by row
+            for item in writable:
+                _write_isolating(api, item, outcome, failed)
+        else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
+            failed.update(p.record.sequence_number for p in writable)
 
     for rejection in outcome.rejections:
         try:

@@ -69,7 +69,13 @@ def build_event(
         query[key] = f"{query[key]},{value}" if key in query else value
     lowered = {k.lower(): v for k, v in headers.items()}
     content_type = lowered.get("content-type", "")
-    is_text = not body or content_type.startswith(("text/", "application/json", "application/x-www-form"))
+    text: str | None = None
+    if body and content_type.startswith(("text/", "application/json", "application/x-www-form")):
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            text = None  # API Gateway passes bytes it cannot read as text base64-encoded
+    is_text = not body or text is not None
     now = datetime.now(UTC)
     event: dict[str, Any] = {
         "version": "2.0",
@@ -104,7 +110,7 @@ def build_event(
     if "cookie" in lowered:
         event["cookies"] = [c.strip() for c in lowered["cookie"].split(";")]
     if body:
-        event["body"] = body.decode() if is_text else base64.b64encode(body).decode()
+        event["body"] = text if text is not None else base64.b64encode(body).decode()
     return event
 
 
@@ -163,13 +169,46 @@ class LocalGateway:
                     json.dumps({"message": message}).encode(),
                 )
 
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
+            def _read_body(self) -> bytes | None:
+                """The request body, or None after answering a request whose framing is invalid."""
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    chunks: list[bytes] = []
+                    total = 0
+                    while True:
+                        size_line = self.rfile.readline(1024).split(b";", 1)[0].strip()
+                        try:
+                            size = int(size_line, 16)
+                        except ValueError:
+                            self._error(HTTPStatus.BAD_REQUEST, "invalid chunked body")
+                            return None
+                        if size == 0:
+                            while self.rfile.readline(1024).strip():  # trailers
+                                pass
+                            return b"".join(chunks)
+                        total += size
+                        if total > MAX_BODY:
+                            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+                            return None
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline(8)
+                raw_length = self.headers.get("Content-Length")
+                if raw_length is None:
+                    return b""
+                if not raw_length.strip().isdigit():
+                    self._error(HTTPStatus.BAD_REQUEST, "invalid Content-Length")
+                    return None
+                length = int(raw_length)
                 if length > MAX_BODY:
                     self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "Request Entity Too Large")
+                    return None
+                return self.rfile.read(length) if length else b""
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                body = self._read_body()
+                if body is None:
+                    self.close_connection = True
                     return
-                body = self.rfile.read(length) if length else b""
                 found = gateway.table.match(self.command, parts.path)
                 if found is None:
                     self._error(HTTPStatus.NOT_FOUND, "Not Found")

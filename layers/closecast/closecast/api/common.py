@@ -7,18 +7,22 @@ for the caller's faults and 5xx (no internals) for ours.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from pydantic import BaseModel, Field
 
 from closecast.config import ConfigurationError
 from closecast.db.data_api import DataApi
-from closecast.db.errors import DataApiError, TransientDatabaseError
+from closecast.db.errors import DataApiError, DatabaseError, ResponseTooLarge, TransientDatabaseError
 from closecast.errors import Conflict, InvalidInput, NotFound
 
 logger = Logger(child=True)
@@ -58,8 +62,20 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
         loc = [str(p) for p in err.get("loc", ())]
         location = loc[0] if loc else "request"
         field = ".".join(loc[1:]) or None
-        details.append({"field": field, "location": location, "message": str(err.get("msg", "invalid"))})
+        if err.get("type") == "json_invalid":  # loc carries a character position, not a field
+            field = None
+            message = f"body is not valid JSON ({err.get('ctx', {}).get('error', 'parse error')})"
+        else:
+            message = str(err.get("msg", "invalid"))
+        details.append({"field": field, "location": location, "message": message})
     return details
+
+
+def _refused_field(exc: DatabaseError) -> str | None:
+    """The column a refused value belongs to, from the constraint's name (`<table>_<column>_check`)."""
+    constraint = exc.constraint or ""
+    match = re.fullmatch(r"[a-z]+(?:_[a-z]+)*?_((?:[a-z]+_)*[a-z]+)_(?:check|key|fkey)", constraint)
+    return match.group(1) if match else None
 
 
 def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
@@ -72,6 +88,20 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
         return error_response(
             HTTPStatus.UNPROCESSABLE_ENTITY, "request validation failed", _validation_details(exc)
         )
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _media(exc: RequestUnsupportedContentType) -> Response[str]:
+        detail = {
+            "field": "content-type",
+            "location": "header",
+            "message": "send the body as application/json",
+        }
+        return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported content type", [detail])
+
+    @app.exception_handler(UnicodeDecodeError)
+    def _not_utf8(exc: UnicodeDecodeError) -> Response[str]:
+        detail = {"field": None, "location": "body", "message": f"body is not UTF-8 text ({exc.reason})"}
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid body encoding", [detail])
 
     @app.exception_handler(InvalidInput)
     def _bad(exc: InvalidInput) -> Response[str]:
@@ -94,6 +124,23 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
             body=ErrorBody(message="database is waking up or busy; retry shortly").model_dump_json(),
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(ResponseTooLarge)
+    def _too_large(exc: ResponseTooLarge) -> Response[str]:
+        detail = {
+            "field": "page_size",
+            "location": "query",
+            "message": "the page exceeds 1 MiB; ask for fewer rows",
+        }
+        return error_response(HTTPStatus.BAD_REQUEST, "page too large", [detail])
+
+    @app.exception_handler(DatabaseError)
+    def _refused(exc: DatabaseError) -> Response[str]:
+        if not exc.is_data_error:
+            logger.exception("database error")
+            return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+        detail = {"field": _refused_field(exc), "location": "body", "message": exc.pg_message}
+        return error_response(HTTPStatus.BAD_REQUEST, "value refused by the database", [detail])
 
     @app.exception_handler(DataApiError)
     def _db(exc: DataApiError) -> Response[str]:

@@ -11,8 +11,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
+from closecast.api.types import MAX_PAGE, DateId
 from closecast.db import tables
 from closecast.db.listing import PageRequest
+from closecast.market.schema import MAX_DATE_ID
 
 router = Router()
 
@@ -20,7 +22,7 @@ LIST_PARAMS = {"page", "page_size", "date_id", "date_from", "date_to"}
 
 
 class DateMapping(BaseModel):
-    date_id: int = Field(ge=0)
+    date_id: DateId
     trading_date: dt.date
 
 
@@ -31,9 +33,9 @@ class DateMappingsCreate(BaseModel):
 @router.get("/date_mappings", summary="List date mappings")
 @router.get("/date_mappings/", include_in_schema=False)
 def list_date_mappings(
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    date_id: Annotated[int | None, Query(ge=0)] = None,
+    date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
     date_from: Annotated[dt.date | None, Query()] = None,
     date_to: Annotated[dt.date | None, Query()] = None,
 ) -> PageEnvelope[DateMapping]:

@@ -11,9 +11,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
+from closecast.api.types import INT8_MAX, MAX_PAGE, Count, DateId, RecordId, S3Uri
 from closecast.db import tables
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
+from closecast.market.schema import MAX_DATE_ID
 
 router = Router()
 
@@ -21,10 +23,10 @@ LIST_PARAMS = {"page", "page_size", "model_id", "date_id"}
 
 
 class ModelInferenceCreate(BaseModel):
-    model_id: int = Field(ge=1)
-    date_id: int = Field(ge=0)
-    predictions_uri: str = Field(pattern=r"^s3://[^/]+/.+")
-    n_rows: int = Field(ge=0)
+    model_id: RecordId
+    date_id: DateId
+    predictions_uri: S3Uri
+    n_rows: Count
     mae: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
@@ -36,10 +38,10 @@ class ModelInferenceRecord(ModelInferenceCreate):
 @router.get("/model-inferences", summary="List model inferences")
 @router.get("/model-inferences/", include_in_schema=False)
 def list_model_inferences(
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    model_id: Annotated[int | None, Query(ge=1)] = None,
-    date_id: Annotated[int | None, Query(ge=0)] = None,
+    model_id: Annotated[int | None, Query(ge=1, le=INT8_MAX)] = None,
+    date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
 ) -> PageEnvelope[ModelInferenceRecord]:
     result = tables.list_model_inferences(
         context_api(router), PageRequest(page, page_size), model_id=model_id, date_id=date_id

@@ -11,9 +11,11 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
+from closecast.api.types import MAX_PAGE, DateId, JsonObject, RecordId, S3Uri, Text
 from closecast.db import tables
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
+from closecast.market.schema import INT4_MAX
 
 router = Router()
 
@@ -22,14 +24,14 @@ LIST_PARAMS = {"page", "page_size", "name"}
 
 class ModelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    version: int | None = Field(default=None, ge=1)
-    artifact_uri: str = Field(pattern=r"^s3://[^/]+/.+")
-    metadata_uri: str | None = Field(default=None, pattern=r"^s3://[^/]+/.+")
-    parent_id: int | None = Field(default=None, ge=1)
-    last_trained_date_id: int | None = Field(default=None, ge=0)
-    feature_set: str = Field(min_length=1, max_length=100)
-    params: dict[str, Any] = {}
-    metrics: dict[str, Any] = {}
+    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
+    artifact_uri: S3Uri
+    metadata_uri: S3Uri | None = None
+    parent_id: RecordId | None = None
+    last_trained_date_id: DateId | None = None
+    feature_set: Text = Field(min_length=1, max_length=100)
+    params: JsonObject = {}
+    metrics: JsonObject = {}
 
 
 class ModelRecord(ModelCreate):
@@ -41,9 +43,9 @@ class ModelRecord(ModelCreate):
 @router.get("/models", summary="List models")
 @router.get("/models/", include_in_schema=False)
 def list_models(
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    name: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
 ) -> PageEnvelope[ModelRecord]:
     result = tables.list_models(context_api(router), PageRequest(page, page_size), name=name)
     return PageEnvelope[ModelRecord].model_validate(result.envelope())

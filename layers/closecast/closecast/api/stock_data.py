@@ -10,9 +10,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
+from closecast.api.types import MAX_PAGE
 from closecast.db import stock_data as table
 from closecast.db.listing import PageRequest
-from closecast.market.schema import Snapshot
+from closecast.market.schema import MAX_DATE_ID, MAX_STOCK_ID, Snapshot
 
 router = Router()
 
@@ -39,12 +40,12 @@ class StockDataCreated(BaseModel):
 @router.get("/stock_data", summary="List auction snapshots")
 @router.get("/stock_data/", include_in_schema=False)
 def list_stock_data(
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
-    date_id: Annotated[int | None, Query(ge=0)] = None,
-    date_id_from: Annotated[int | None, Query(ge=0)] = None,
-    date_id_to: Annotated[int | None, Query(ge=0)] = None,
-    stock_id: Annotated[int | None, Query(ge=0)] = None,
+    date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
+    date_id_from: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
+    date_id_to: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
+    stock_id: Annotated[int | None, Query(ge=0, le=MAX_STOCK_ID)] = None,
     seconds_in_bucket: Annotated[int | None, Query(ge=0, le=540, multiple_of=10)] = None,
     has_target: Annotated[bool | None, Query()] = None,
 ) -> PageEnvelope[Snapshot]:

@@ -133,6 +133,12 @@ class DatabaseError(DataApiError):
         self.position = position
 
     @property
+    def is_data_error(self) -> bool:
+        """The statement's data is refused (SQLSTATE class 22 data exception, 23 integrity violation):
+        sending it again cannot succeed. Everything else (deadlocks, missing tables, connections) may."""
+        return bool(self.sqlstate) and str(self.sqlstate)[:2] in ("22", "23")
+
+    @property
     def constraint(self) -> str | None:
         """The constraint named in the message, when there is one (unique, check, foreign key)."""
         match = re.search(r'constraint "([^"]+)"', self.pg_message)

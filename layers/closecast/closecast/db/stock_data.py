@@ -15,34 +15,27 @@ _UPDATES = ", ".join(
     f"{c} = EXCLUDED.{c}" for c in KAGGLE_COLUMNS if c not in (*_KEY, "target", "row_id", "time_id")
 )
 
-_INSERT_VALUES = ", ".join(
-    "COALESCE(:target, (SELECT r.target FROM revealed_target r WHERE r.date_id = :date_id "
-    "AND r.seconds_in_bucket = :seconds_in_bucket AND r.stock_id = :stock_id))"
-    if c == "target"
-    else f":{c}"
-    for c in KAGGLE_COLUMNS
-)
+_VALUES = ", ".join(f":{c}" for c in KAGGLE_COLUMNS)
 
 # Re-delivery is harmless: the natural key decides, features are overwritten with the same values, and a row
-# sent again without its target keeps the target revealed meanwhile. A row whose target was revealed before
-# the row arrived (another shard) takes it from revealed_target.
+# sent again without its target keeps the target it had.
 UPSERT_SQL = (
-    f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_INSERT_VALUES}) "
+    f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_VALUES}) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
     f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
 )
 
-# One statement per target: remember it, and copy it onto the row if the row is already there.
+# Revealed targets live in their own table and are joined on read (view stock_data_with_target), so a target
+# that arrives before its row, or at the same instant on another shard, is never lost.
 REVEAL_TARGET_SQL = (
-    "WITH revealed AS ("
     "INSERT INTO revealed_target (date_id, seconds_in_bucket, stock_id, target) "
     "VALUES (:date_id, :seconds_in_bucket, :stock_id, :target) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET target = EXCLUDED.target, "
-    "revealed_at = now() RETURNING date_id, seconds_in_bucket, stock_id, target) "
-    "UPDATE stock_data s SET target = revealed.target, updated_at = now() FROM revealed "
-    "WHERE s.date_id = revealed.date_id AND s.seconds_in_bucket = revealed.seconds_in_bucket "
-    "AND s.stock_id = revealed.stock_id"
+    "revealed_at = now()"
 )
+
+# Reads go through the view: rows with their revealed targets.
+READ_TABLE = "stock_data_with_target"
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,7 @@ def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageRe
     return list_page(
         api,
         select=_COLUMNS,
-        table="stock_data",
+        table=READ_TABLE,
         where=clauses,
         params=params,
         order_by="date_id, seconds_in_bucket, stock_id",

@@ -43,6 +43,12 @@ PRICE_COLUMNS: tuple[str, ...] = (
 SIZE_COLUMNS: tuple[str, ...] = ("imbalance_size", "matched_size", "bid_size", "ask_size")
 
 
+INT4_MAX = 2**31 - 1  # the database's integer columns
+# the largest date_id whose time_id (date_id*55 + 54) still fits an integer column
+MAX_DATE_ID = (INT4_MAX - (SNAPSHOTS_PER_DAY - 1)) // SNAPSHOTS_PER_DAY
+MAX_STOCK_ID = 10_000
+
+
 def time_id_of(date_id: int, seconds_in_bucket: int) -> int:
     return date_id * SNAPSHOTS_PER_DAY + seconds_in_bucket // SECONDS_STEP
 
@@ -63,12 +69,15 @@ def _nan_to_none(value: Any) -> Any:
 
 
 class Snapshot(BaseModel):
-    """One validated auction snapshot. `time_id` and `row_id` are derived when absent and checked when given."""
+    """One validated auction snapshot. `time_id` and `row_id` are derived when absent and checked when given.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: a producer that sends `"5"` or `true` for an integer, or `10.0` for seconds, is refused rather than
+    silently coerced."""
 
-    stock_id: int = Field(ge=0, le=10_000)
-    date_id: int = Field(ge=0)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    stock_id: int = Field(ge=0, le=MAX_STOCK_ID)
+    date_id: int = Field(ge=0, le=MAX_DATE_ID)
     seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND)
     imbalance_size: Size | None = None
     imbalance_buy_sell_flag: int
@@ -82,8 +91,8 @@ class Snapshot(BaseModel):
     ask_size: Size | None = None
     wap: Price | None = None
     target: FiniteFloat | None = None
-    time_id: int | None = None
-    row_id: str | None = None
+    time_id: int | None = Field(default=None, ge=0, le=INT4_MAX)
+    row_id: str | None = Field(default=None, max_length=40)
 
     @field_validator(*SIZE_COLUMNS, *PRICE_COLUMNS, "target", mode="before")
     @classmethod
