@@ -155,3 +155,69 @@ def test_invoke_of_an_unknown_function_names_the_known_ones(tmp_path: Path) -> N
     )
     assert done.returncode != 0
     assert "IngestFunction" in done.stderr
+
+
+def processes_using(path: Path) -> list[str]:
+    """Command lines of live processes that mention `path` (moto's log, PostgreSQL's data dir, ...)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmdline:
+            found.append(cmdline)
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid:
+                found.append(int(proc.name))
+    return found
+
+
+def alive(pids: list[int]) -> list[int]:
+    living = []
+    for pid in pids:
+        try:
+            state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            living.append(pid)
+    return living
+
+
+@pytest.mark.parametrize("moment", ["while-starting", "while-serving"])
+def test_sigterm_leaves_no_process_behind(tmp_path: Path, moment: str) -> None:
+    """Given `closecast up`, when SIGTERM arrives while it starts or once it serves, then it exits and no
+    PostgreSQL, moto or function process of its state directory is left running."""
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "closecast_tools.cli", "up", "--state-dir", str(state_dir)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # while starting: as soon as moto is spawned (the database and functions are not up yet)
+    marker = state_dir / ("logs/moto.log" if moment == "while-starting" else "local.json")
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists()
+    children = children_of(process.pid)
+    assert stop(process, signal.SIGTERM) in (0, 130)
+    deadline = time.monotonic() + 15
+    while (processes_using(state_dir) or alive(children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_using(state_dir) == []
+    assert alive(children) == []

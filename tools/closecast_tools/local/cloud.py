@@ -35,7 +35,7 @@ from closecast_tools.local.poller import (
     SqsPoller,
 )
 from closecast_tools.local.postgres import PostgresServer, open_postgres
-from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult
+from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult, die_with_parent
 from closecast_tools.local.template import Template, TemplateError, resolve
 
 log = logging.getLogger("closecast.local")
@@ -204,6 +204,7 @@ class LocalCloud:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         self.aws_endpoint_url = f"http://{self.options.host}:{port}"
         deadline = time.monotonic() + 60

@@ -70,16 +70,30 @@ def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
     )
 
 
-def _serve_until_signal(cloud: LocalCloud) -> None:
-    stop = threading.Event()
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived while the local cloud was starting or running a demo step."""
 
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    stop.wait()
-    print("stopping", flush=True)
+class _Signals:
+    """SIGINT/SIGTERM handling for the whole life of the command: before the cloud is ready a signal interrupts
+    the start (which then stops whatever it had started); afterwards it ends the serving loop."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.serving = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop.set()
+        if not self.serving:
+            raise Interrupted(signal.Signals(signum).name)
+
+    def serve(self) -> None:
+        self.serving = True
+        if not self.stop.is_set():
+            self.stop.wait()
+        print("stopping", flush=True)
 
 
 def _ready_line(cloud: LocalCloud) -> str:
@@ -91,14 +105,25 @@ def _ready_line(cloud: LocalCloud) -> str:
     )
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def _start(args: argparse.Namespace, signals: _Signals) -> LocalCloud | None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cloud = LocalCloud(_options(args))
-    cloud.start()
+    try:
+        return LocalCloud(_options(args)).start()  # on any failure or signal, start() stops what it started
+    except Interrupted as exc:
+        print(f"interrupted by {exc} while starting; stopped", file=sys.stderr, flush=True)
+        return None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    signals = _Signals()
+    cloud = _start(args, signals)
+    if cloud is None:
+        return 130
     try:
         print(_ready_line(cloud), flush=True)
-        _serve_until_signal(cloud)
+        signals.serve()
     finally:
+        signals.serving = True  # a second signal must not interrupt the stop
         cloud.stop()
     return 0
 
@@ -181,9 +206,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from closecast_tools.local.demo import run_demo
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cloud = LocalCloud(_options(args))
-    cloud.start()
+    signals = _Signals()
+    cloud = _start(args, signals)
+    if cloud is None:
+        return 130
     try:
         print(_ready_line(cloud), flush=True)
         outcome = run_demo(cloud, rows=args.rows, out=sys.stdout)
@@ -191,7 +217,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
         if not args.exit:
             print("serving; press Ctrl-C to stop", flush=True)
-            _serve_until_signal(cloud)
+            signals.serve()
+    except Interrupted as exc:
+        print(f"interrupted by {exc}; stopping", file=sys.stderr, flush=True)
+        return 130
     finally:
+        signals.serving = True  # a second signal must not interrupt the stop
         cloud.stop()
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,18 @@ _INHERITED = (
     "OPENBLAS_L2_SIZE",
     "TZ",
 )
+
+
+def die_with_parent() -> None:
+    """For `preexec_fn`: on Linux, ask the kernel to send SIGTERM to the child when its parent dies, however it
+    dies, so that a service does not outlive the local cloud. The kernel ties this to the *thread* that started
+    the child, so use it only from a thread that lives as long as the cloud (the one that starts it). Workers
+    need none: they read requests from a pipe and exit when the parent's end of it closes."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 @dataclass
@@ -77,6 +90,7 @@ class _Worker:
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "closecast_tools.local.worker", str(config.code_dir), config.handler],
+            preexec_fn=die_with_parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
