@@ -173,3 +173,34 @@ def test_records_that_never_land_raise_with_the_exact_count(
     assert summary.rows == landed
     assert summary.rows_not_sent == len(source) - landed > 0
     assert f"{summary.rows_not_sent} rows" in str(raised.value)
+
+
+def test_a_stream_that_goes_away_mid_replay_is_reported_with_exact_counts(tmp_path: Path) -> None:
+    """Given a replay to an endpoint where nothing listens (the local cloud was stopped), when it runs, then it
+    ends with a ReplayError whose summary says exactly how many rows were not sent, not a traceback."""
+    import socket
+
+    import boto3
+
+    from closecast_tools.market.generate import generate_frame
+    from closecast_tools.market.replay import ReplayError, ReplayOptions, replay
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once the socket is closed
+    kinesis = boto3.client(
+        "kinesis",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}),
+    )
+    frame: pd.DataFrame = generate_frame(days=1, seed=3, n_stocks=10)
+    options = ReplayOptions(progress=False, max_attempts=2, backoff_base=0.0, sleep=lambda s: None)
+    with pytest.raises(ReplayError) as raised:
+        replay([frame], kinesis, "gone", options)
+    summary = raised.value.summary
+    assert summary.rows == 0
+    assert summary.rows_not_sent == len(frame)
+    assert "EndpointConnectionError" in summary.errors

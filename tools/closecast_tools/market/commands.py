@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ def run_replay(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         total_rows=total,
     )
+    # SIGTERM stops a replay the way Ctrl-C does: it says what was sent and what was not
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         summary = replay(frames, client, stream, options)
     except ReplayError as error:

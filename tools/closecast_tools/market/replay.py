@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
 from closecast.market.dataset import (
@@ -250,6 +250,20 @@ class _Sender:
                     StreamName=self.stream_name,
                     Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in pending],
                 )
+            except KeyboardInterrupt:
+                # the call may or may not have landed: counted as not sent (ingestion is idempotent, so
+                # sending it again is safe)
+                raise _Unsent("interrupted", pending) from None
+            except (
+                BotoCoreError
+            ) as error:  # connection refused or reset, timeouts: the service is unreachable
+                name = type(error).__name__
+                self.summary.errors[name] = self.summary.errors.get(name, 0) + 1
+                if attempt >= self.options.max_attempts:
+                    raise _Unsent(f"PutRecords failed: {error}", pending) from error
+                self.summary.retries += len(pending)
+                self._backoff(attempt)
+                continue
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "ClientError")
                 self.summary.errors[code] = self.summary.errors.get(code, 0) + 1
@@ -333,14 +347,17 @@ def replay(
 
     def send_all(records: list[Record]) -> None:
         offset = 0
-        for batch in batches(records):
-            before = summary.rows
-            try:
-                sender.put(batch)
-            except _Unsent as unsent:
-                raise _Unsent(unsent.reason, unsent.records + records[offset + len(batch) :]) from None
-            offset += len(batch)
-            bar.update(summary.rows - before)
+        try:
+            for batch in batches(records):
+                before = summary.rows
+                try:
+                    sender.put(batch)
+                except _Unsent as unsent:
+                    raise _Unsent(unsent.reason, unsent.records + records[offset + len(batch) :]) from None
+                offset += len(batch)
+                bar.update(summary.rows - before)
+        except KeyboardInterrupt:  # between two batches: everything from the next batch on is not sent
+            raise _Unsent("interrupted", records[offset:]) from None
 
     def reveal() -> None:
         if day_rows:
@@ -366,8 +383,9 @@ def replay(
             send_all(records)
             summary.snapshots += 1
         reveal()
-    except _Unsent as unsent:
+    except (_Unsent, KeyboardInterrupt) as stopped:
         # what failed, what was queued behind it, and everything after: the exact count of what did not land
+        unsent = stopped if isinstance(stopped, _Unsent) else _Unsent("interrupted", [])
         summary.rows_not_sent = sum(r.rows for r in unsent.records)
         summary.targets_not_sent = sum(r.targets for r in unsent.records)
         summary.targets_not_sent += sum(int(d["target"].notna().sum()) for d in day_rows)
