@@ -175,15 +175,15 @@ def test_records_that_never_land_raise_with_the_exact_count(
     assert f"{summary.rows_not_sent} rows" in str(raised.value)
 
 
-def test_a_stream_that_goes_away_mid_replay_is_reported_with_exact_counts(tmp_path: Path) -> None:
+def test_a_stream_that_goes_away_mid_replay_is_reported_with_exact_counts() -> None:
     """Given a replay to an endpoint where nothing listens (the local cloud was stopped), when it runs, then it
     ends with a ReplayError whose summary says exactly how many rows were not sent, not a traceback."""
     import socket
 
     import boto3
+    from botocore.config import Config
 
     from closecast_tools.market.generate import generate_frame
-    from closecast_tools.market.replay import ReplayError, ReplayOptions, replay
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
