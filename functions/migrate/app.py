@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from closecast import aws
 from closecast.config import DatabaseConfig, cached
-from closecast.custom_resource import send_response
+from closecast.custom_resource import respond
 from closecast.db.data_api import DataApi
 from closecast.db.migrations import apply_migrations
 
@@ -32,13 +32,14 @@ def _migrate() -> list[str]:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "RequestType" not in event:  # direct invocation
         return {"applied": _migrate()}
+
+    def work() -> dict[str, Any]:
+        applied = _migrate() if event["RequestType"] in ("Create", "Update") else []  # Delete keeps the data
+        return {"Applied": ",".join(applied)}
+
     try:
-        applied = _migrate() if event["RequestType"] in ("Create", "Update") else []
+        data = respond(event, context.get_remaining_time_in_millis, work, physical_id="closecast-migrations")
     except Exception as exc:
         logger.exception("migration failed")
-        send_response(event, success=False, reason=f"{type(exc).__name__}: {exc}")
         return {"applied": [], "error": str(exc)}
-    send_response(
-        event, success=True, data={"Applied": ",".join(applied)}, physical_id="closecast-migrations"
-    )
-    return {"applied": applied}
+    return {"applied": [v for v in data["Applied"].split(",") if v]}

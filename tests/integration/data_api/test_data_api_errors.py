@@ -171,3 +171,12 @@ def test_statement_timeout_is_reported_and_not_retried_for_writes(
     with pytest.raises(errors.StatementTimeout):
         api.execute("SELECT pg_sleep(2)", idempotent=False)
     assert sleeps == []
+
+
+def test_a_nul_character_in_text_is_refused_not_cut_short(api: DataApi) -> None:
+    # Given text holding a NUL (PostgreSQL text cannot) / When bound / Then a data error (22021), as on Aurora,
+    # rather than the text silently ending at the NUL
+    with pytest.raises(errors.DatabaseError) as caught:
+        api.execute("SELECT :s AS s", {"s": "abc\x00def"})
+    assert caught.value.sqlstate == "22021"
+    assert caught.value.is_data_error

@@ -280,6 +280,12 @@ def _param_value(param: dict[str, Any]) -> Any:
             raise _bad_request(f"Invalid blobValue for parameter {name}") from exc
     if "stringValue" in value:
         text = str(value["stringValue"])
+        if "\x00" in text:  # PostgreSQL text cannot hold NUL; Aurora refuses it (psycopg would cut it short)
+            raise ApiError(
+                400,
+                "DatabaseErrorException",
+                'ERROR: invalid byte sequence for encoding "UTF8": 0x00; SQLState: 22021',
+            )
         return _parse_hinted(str(hint), text, name) if hint else _Varchar(text)
     raise _bad_request(f"Invalid value for parameter {name}")
 
