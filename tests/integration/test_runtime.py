@@ -110,3 +110,17 @@ def test_image_functions_take_their_code_and_handler_from_the_image_settings(tmp
         "app.train",
         900,
     )
+
+
+def test_a_worker_outlives_the_thread_that_started_it(runtime: FunctionRuntime) -> None:
+    """Given a function first invoked from a short-lived thread (as each gateway request is), when that thread
+    has ended, then the next invocation finds the same warm instance alive."""
+    import threading
+
+    first: list[object] = []
+    thread = threading.Thread(target=lambda: first.append(runtime.invoke("Echo", {})))
+    thread.start()
+    thread.join()
+    second = runtime.invoke("Echo", {})
+    assert second.ok, second.error_message
+    assert second.payload["calls"] == 2

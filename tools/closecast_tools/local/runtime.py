@@ -90,7 +90,6 @@ class _Worker:
         )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "closecast_tools.local.worker", str(config.code_dir), config.handler],
-            preexec_fn=die_with_parent,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -107,8 +106,11 @@ class _Worker:
 
     def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(request, default=str).encode() + b"\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(json.dumps(request, default=str).encode() + b"\n")
+            self.process.stdin.flush()
+        except OSError as exc:  # the worker is gone
+            raise InvocationError(f"worker exited with code {self.process.wait()}") from exc
         deadline = time.monotonic() + timeout_s
         fd = self.process.stdout.fileno()
         while b"\n" not in self._buffer:
@@ -185,6 +187,15 @@ class FunctionRuntime:
             self._cond.notify_all()
 
     def invoke(self, name: str, event: Any) -> InvokeResult:
+        result = self._invoke(name, event)
+        if not result.ok:  # as Lambda reports it in the function's log
+            line = f"[local] invocation {result.request_id} failed: {result.error_type}: {result.error_message}\n"
+            log = self._logs.get(name)
+            if log is not None:
+                log.write(line.encode())
+        return result
+
+    def _invoke(self, name: str, event: Any) -> InvokeResult:
         if name not in self.functions:
             raise InvocationError(f"no function {name!r} in the template")
         config = self.functions[name]
