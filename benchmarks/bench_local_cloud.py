@@ -30,6 +30,16 @@ def _total(url: str) -> int:
         return int(json.loads(response.read())["total_results"])
 
 
+def _wait_total(url: str, expected: int, timeout_s: float = 300, interval: float = 0.005) -> None:
+    deadline = time.monotonic() + timeout_s
+    while _total(url) < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{url}: fewer than {expected} rows after {timeout_s} s (see the logs and quarantine)"
+            )
+        time.sleep(interval)
+
+
 def _row(date_id: int, stock_id: int) -> dict[str, Any]:
     return {
         "stock_id": stock_id,
@@ -52,7 +62,7 @@ def _row(date_id: int, stock_id: int) -> dict[str, Any]:
 def _ingest_throughput(cloud: LocalCloud, kinesis: Any, api: str) -> dict[str, Any]:
     """Two synthetic days (22,000 rows) replayed as envelopes; time until the API sees every row."""
     frame = generate_frame(days=2, seed=11)
-    frame = frame.assign(date_id=frame["date_id"] + 8000)
+    frame = frame.assign(date_id=frame["date_id"].astype("int64") + 8000)
     frame = frame.assign(
         time_id=frame["date_id"] * 55 + frame["seconds_in_bucket"] // 10,
         row_id=frame["date_id"].astype(str)
@@ -67,8 +77,7 @@ def _ingest_throughput(cloud: LocalCloud, kinesis: Any, api: str) -> dict[str, A
         [frame], kinesis, cloud.state["stream_name"], ReplayOptions(shape="envelope", progress=False)
     )
     put_done = time.perf_counter() - began
-    while _total(f"{api}/stock_data/?date_id_from=8000&date_id_to=8001&page_size=1") < len(frame):
-        time.sleep(0.05)
+    _wait_total(f"{api}/stock_data/?date_id_from=8000&date_id_to=8001&page_size=1", len(frame), interval=0.05)
     elapsed = time.perf_counter() - began
     return {
         "rows": len(frame),
@@ -99,8 +108,7 @@ def run() -> dict[str, Any]:
                 Data=json.dumps(_row(9000, 0)).encode(),
                 PartitionKey="0",
             )
-            while _total(f"{api}/stock_data/?date_id=9000") < 1:
-                time.sleep(0.01)
+            _wait_total(f"{api}/stock_data/?date_id=9000", 1)
             latencies = []
             for i in range(TRIES):
                 date_id = 9001 + i
@@ -109,8 +117,7 @@ def run() -> dict[str, Any]:
                     StreamName=cloud.state["stream_name"],
                     Records=[{"Data": json.dumps(_row(date_id, 7)).encode(), "PartitionKey": "7"}],
                 )
-                while _total(f"{api}/stock_data/?date_id={date_id}") < 1:
-                    time.sleep(0.005)
+                _wait_total(f"{api}/stock_data/?date_id={date_id}", 1)
                 latencies.append(time.perf_counter() - began)
             ingest = _ingest_throughput(cloud, kinesis, api)
         finally:

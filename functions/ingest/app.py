@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -15,6 +17,7 @@ from closecast.db.data_api import DataApi
 
 logger = Logger()
 metrics = Metrics()
+QUARANTINE_CONCURRENCY = 8
 
 
 @metrics.log_metrics
@@ -24,25 +27,36 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     api = DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
     s3 = aws.client("s3")
 
-    def quarantine(rejection: ingest.Rejection) -> None:
-        key = ingest.quarantine_key(config.quarantine_prefix, rejection)
-        body = json.dumps(ingest.quarantine_document(rejection)).encode()
-        s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
-        logger.warning("record quarantined", extra={"key": key, "reason": rejection.reason})
+    def store(entry: ingest.QuarantineEntry) -> str | None:
+        key = entry.key(config.quarantine_prefix)
+        try:
+            body = json.dumps(entry.document()).encode()
+            s3.put_object(Bucket=config.bucket, Key=key, Body=body, ContentType="application/json")
+        except Exception:
+            logger.exception("could not quarantine a record; it will be delivered again", extra={"key": key})
+            return entry.record.sequence_number
+        logger.warning("record quarantined", extra={"key": key, "reason": entry.reason})
+        return None
+
+    def quarantine(entries: Sequence[ingest.QuarantineEntry]) -> set[str]:
+        with ThreadPoolExecutor(max_workers=QUARANTINE_CONCURRENCY) as pool:
+            return {sequence for sequence in pool.map(store, entries) if sequence is not None}
 
     records = ingest.records_from_event(event)
     outcome = ingest.process_batch(api, records, quarantine)
+    quarantined = len({r.record.sequence_number for r in outcome.rejections})
     metrics.add_metric("RecordsReceived", MetricUnit.Count, len(records))
     metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.rows_written)
     metrics.add_metric("TargetsRevealed", MetricUnit.Count, outcome.targets_revealed)
-    metrics.add_metric("RecordsQuarantined", MetricUnit.Count, len(outcome.rejections))
+    metrics.add_metric("RowsQuarantined", MetricUnit.Count, len(outcome.rejections))
+    metrics.add_metric("RecordsQuarantined", MetricUnit.Count, quarantined)
     metrics.add_metric("RecordsFailed", MetricUnit.Count, len(outcome.failed_sequence_numbers))
     logger.info(
         "batch processed",
         extra={
             "records": len(records),
             "rows": outcome.rows_written,
-            "quarantined": len(outcome.rejections),
+            "rejected": len(outcome.rejections),
             "failed": len(outcome.failed_sequence_numbers),
         },
     )

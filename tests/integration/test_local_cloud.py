@@ -190,7 +190,7 @@ def test_bad_records_are_quarantined_and_do_not_stop_the_good_ones(
             break
         time.sleep(0.2)
     flag = [d for d in documents if d["record"]["data"] == json.dumps(bad_row)]
-    assert flag and flag[0]["errors"][0]["field"] == "imbalance_buy_sell_flag"
+    assert flag and flag[0]["rejections"][0]["errors"][0]["field"] == "imbalance_buy_sell_flag"
     assert any(d["reason"].startswith("not JSON") for d in documents)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -30,6 +31,19 @@ class RecordingApi:
         return len(param_sets)
 
 
+class Store(list[ingest.Rejection]):
+    """Stands in for the S3 quarantine: keeps the rejections of every entry it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[ingest.QuarantineEntry] = []
+
+    def __call__(self, entries: Sequence[ingest.QuarantineEntry]) -> set[str]:
+        self.entries.extend(entries)
+        self.extend(r for e in entries for r in e.rejections)
+        return set()
+
+
 def records(event_file: str) -> list[ingest.StreamRecord]:
     return ingest.records_from_event(load_event(event_file))
 
@@ -37,8 +51,8 @@ def records(event_file: str) -> list[ingest.StreamRecord]:
 def test_rows_one_per_record_are_written_in_one_call() -> None:
     """Given three valid row records, when the batch is processed, then one upsert carries all three rows."""
     api = RecordingApi()
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), quarantined)
     assert outcome.rows_written == 3
     assert len(api.calls) == 1 and len(api.calls[0][1]) == 3
     assert quarantined == [] and outcome.response() == {"batchItemFailures": []}
@@ -47,7 +61,7 @@ def test_rows_one_per_record_are_written_in_one_call() -> None:
 def test_envelope_rows_are_written() -> None:
     """Given an envelope record of three rows, when processed, then the three rows are upserted."""
     api = RecordingApi()
-    outcome = ingest.process_batch(api, records("ingest/kinesis-envelope.json"), lambda r: None)  # type: ignore[arg-type]
+    outcome = ingest.process_batch(api, records("ingest/kinesis-envelope.json"), Store())
     assert outcome.rows_written == 3 and outcome.rejections == []
 
 
@@ -55,8 +69,8 @@ def test_bad_records_are_quarantined_and_good_ones_still_written() -> None:
     """Given a batch with a valid row, a non-JSON record and an invalid flag, when processed, then the valid row
     is written, both bad records are quarantined with their reason, and nothing is reported for retry."""
     api = RecordingApi()
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(api, records("ingest/kinesis-mixed-bad.json"), quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-mixed-bad.json"), quarantined)
     assert outcome.rows_written == 1
     reasons = sorted(r.reason.split(":")[0] for r in quarantined)
     assert reasons == ["invalid row", "not JSON"]
@@ -95,7 +109,7 @@ def test_row_id_must_match_its_keys() -> None:
 def test_revealed_targets_update_rows() -> None:
     """Given a revealed-targets record, when processed, then one UPDATE per target is sent in one call."""
     api = RecordingApi()
-    outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), lambda r: None)  # type: ignore[arg-type]
+    outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), Store())
     assert outcome.targets_revealed == 2
     sql, sets = api.calls[0]
     assert sql.startswith("INSERT INTO revealed_target")
@@ -107,8 +121,8 @@ def test_transient_database_fault_reports_every_writing_record_for_retry() -> No
     as a batch item failure (Kinesis delivers them again), and none is quarantined."""
     api = RecordingApi(fail_with=DatabaseResuming("resuming"))
     batch = records("ingest/kinesis-rows.json")
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(api, batch, quarantined)
     assert outcome.failed_sequence_numbers == [r.sequence_number for r in batch]
     assert quarantined == []
 
@@ -125,8 +139,8 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
     api = RecordingApi(
         fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
     )
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(api, batch, quarantined)
     assert outcome.rows_written == 2
     assert [r.record.sequence_number for r in quarantined] == [batch[1].sequence_number]
     assert quarantined[0].reason.startswith("refused by the database")
@@ -135,21 +149,38 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
 def test_a_record_that_cannot_be_quarantined_is_delivered_again() -> None:
     """Given the quarantine store fails, when a bad record is processed, then it is reported for retry, not lost."""
 
-    def broken(_: ingest.Rejection) -> None:
+    def broken(_: Sequence[ingest.QuarantineEntry]) -> set[str]:
         raise OSError("s3 down")
 
     batch = records("ingest/kinesis-mixed-bad.json")
-    outcome = ingest.process_batch(RecordingApi(), batch, broken)  # type: ignore[arg-type]
+    outcome = ingest.process_batch(RecordingApi(), batch, broken)
     assert outcome.failed_sequence_numbers == [batch[1].sequence_number, batch[2].sequence_number]
 
 
 def test_quarantine_document_keeps_the_raw_record() -> None:
     """Given a non-UTF-8 record, when its quarantine document is built, then the bytes are kept in base64."""
-    rejection = ingest.Rejection(ingest.StreamRecord("42", "k", b"\xff\xfe", "shardId-0"), "not JSON")
-    document = ingest.quarantine_document(rejection)
+    record = ingest.StreamRecord("42", "k", b"\xff\xfe", "shardId-0")
+    entry = ingest.QuarantineEntry(record, [ingest.Rejection(record, "not JSON")])
+    document = entry.document()
     assert document["record"]["data"] is None
     assert base64.b64decode(document["record"]["data_base64"]) == b"\xff\xfe"
-    assert ingest.quarantine_key("quarantine/", rejection).endswith("/shardId-0/42.json")
+    assert entry.key("quarantine/").endswith("/shardId-0/42.json")
+
+
+def test_every_bad_row_of_an_envelope_goes_into_one_quarantine_object() -> None:
+    """Given an envelope whose three rows are all invalid, when processed, then one quarantine entry holds the
+    three rejections with their row indices (one S3 object per record, not per row)."""
+    event = load_event("ingest/kinesis-envelope.json")
+    body = json.loads(base64.b64decode(event["Records"][0]["kinesis"]["data"]))
+    for row in body["data"]:
+        row["imbalance_buy_sell_flag"] = 5
+    event["Records"][0]["kinesis"]["data"] = base64.b64encode(json.dumps(body).encode()).decode()
+    store = Store()
+    ingest.process_batch(RecordingApi(), ingest.records_from_event(event), store)
+    (entry,) = store.entries
+    document = entry.document()
+    assert [r["row_index"] for r in document["rejections"]] == [0, 1, 2]
+    assert document["reason"].startswith("3 rows rejected")
 
 
 @pytest.mark.parametrize(
@@ -164,8 +195,8 @@ def test_database_faults_that_are_not_about_the_data_are_retried_not_quarantined
     """Given a deadlock or a missing table (faults of the moment, not of the records), when a batch is
     processed, then every writing record is reported for redelivery and nothing is quarantined."""
     batch = records("ingest/kinesis-rows.json")
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(RecordingApi(fail_with=error), batch, quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(RecordingApi(fail_with=error), batch, quarantined)
     assert outcome.failed_sequence_numbers == [r.sequence_number for r in batch]
     assert quarantined == []
 
@@ -182,8 +213,8 @@ def test_one_refused_row_of_an_envelope_does_not_sink_the_others() -> None:
     api = RecordingApi(
         fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
     )
-    quarantined: list[ingest.Rejection] = []
-    outcome = ingest.process_batch(api, batch, quarantined.append)  # type: ignore[arg-type]
+    quarantined = Store()
+    outcome = ingest.process_batch(api, batch, quarantined)
     assert outcome.rows_written == 2
     assert [(r.row_index, r.reason.split(":")[0]) for r in quarantined] == [(1, "refused by the database")]
     assert outcome.failed_sequence_numbers == []

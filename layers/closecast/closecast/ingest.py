@@ -201,7 +201,57 @@ def _write_isolating(api: DataApi, item: Parsed, outcome: BatchOutcome, failed: 
     outcome.targets_revealed += targets
 
 
-Quarantine = Callable[[Rejection], None]
+@dataclass
+class QuarantineEntry:
+    """Everything rejected from one record: one S3 object per record, however many of its rows were bad."""
+
+    record: StreamRecord
+    rejections: list[Rejection]
+
+    def key(self, prefix: str, today: dt.date | None = None) -> str:
+        day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+        return f"{prefix}{day}/{self.record.shard_id or 'shard'}/{self.record.sequence_number}.json"
+
+    @property
+    def reason(self) -> str:
+        if len(self.rejections) == 1:
+            return self.rejections[0].reason
+        kinds = sorted({r.reason.split(":", 1)[0] for r in self.rejections})
+        return f"{len(self.rejections)} rows rejected ({'; '.join(kinds)})"
+
+    def document(self) -> dict[str, Any]:
+        record = self.record
+        try:
+            text: str | None = record.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return {
+            "reason": self.reason,
+            "rejections": [
+                {"row_index": r.row_index, "reason": r.reason, "errors": r.errors} for r in self.rejections
+            ],
+            "record": {
+                "sequence_number": record.sequence_number,
+                "partition_key": record.partition_key,
+                "shard_id": record.shard_id,
+                "approximate_arrival_timestamp": record.arrival,
+                "data": text,
+                "data_base64": None if text is not None else base64.b64encode(record.data).decode(),
+            },
+            "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+
+
+def quarantine_entries(rejections: Sequence[Rejection]) -> list[QuarantineEntry]:
+    entries: dict[str, QuarantineEntry] = {}
+    for rejection in rejections:
+        sequence = rejection.record.sequence_number
+        entries.setdefault(sequence, QuarantineEntry(rejection.record, [])).rejections.append(rejection)
+    return list(entries.values())
+
+
+# Stores the entries; returns the sequence numbers of those it could not store (they are delivered again).
+Quarantine = Callable[[Sequence[QuarantineEntry]], set[str]]
 
 
 def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Quarantine) -> BatchOutcome:
@@ -230,11 +280,12 @@ def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Qua
         else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
             failed.update(p.record.sequence_number for p in writable)
 
-    for rejection in outcome.rejections:
+    entries = quarantine_entries(outcome.rejections)
+    if entries:
         try:
-            quarantine(rejection)
+            failed |= quarantine(entries)
         except Exception:  # a record that cannot be quarantined must not be lost: deliver it again
-            failed.add(rejection.record.sequence_number)
+            failed.update(e.record.sequence_number for e in entries)
     outcome.failed_sequence_numbers = [r.sequence_number for r in records if r.sequence_number in failed]
     return outcome
 
@@ -254,32 +305,3 @@ def records_from_event(event: dict[str, Any]) -> list[StreamRecord]:
             )
         )
     return records
-
-
-def quarantine_key(prefix: str, rejection: Rejection, today: dt.date | None = None) -> str:
-    day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
-    suffix = f"-row{rejection.row_index}" if rejection.row_index is not None else ""
-    shard = rejection.record.shard_id or "shard"
-    return f"{prefix}{day}/{shard}/{rejection.record.sequence_number}{suffix}.json"
-
-
-def quarantine_document(rejection: Rejection) -> dict[str, Any]:
-    record = rejection.record
-    try:
-        text: str | None = record.data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    return {
-        "reason": rejection.reason,
-        "errors": rejection.errors,
-        "row_index": rejection.row_index,
-        "record": {
-            "sequence_number": record.sequence_number,
-            "partition_key": record.partition_key,
-            "shard_id": record.shard_id,
-            "approximate_arrival_timestamp": record.arrival,
-            "data": text,
-            "data_base64": None if text is not None else base64.b64encode(record.data).decode(),
-        },
-        "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
-    }

@@ -80,7 +80,9 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
     print(f"quarantined bad records: {len(quarantined)}", file=out)
     for key in quarantined:
         document = json.loads(s3.get_object(Bucket=state["bucket"], Key=key)["Body"].read())
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in document["errors"])
+        detail = "; ".join(
+            f"{e['field']}: {e['message']}" for r in document["rejections"] for e in r["errors"]
+        )
         print(
             f"  s3://{state['bucket']}/{key}: {document['reason']}{' (' + detail + ')' if detail else ''}",
             file=out,
