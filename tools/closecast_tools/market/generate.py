@@ -55,30 +55,31 @@ Format = Literal["parquet", "csv"]
 class MarketParams:
     """The model's constants (relative prices; 1e-4 = 1 bp). Calibrated: see tests/unit/market."""
 
-    vol_median: float = 3.05e-4  # per-step (10 s) noise of a stock, median over stocks
+    vol_median: float = 2.95e-4  # per-step (10 s) noise of a stock, median over stocks
     vol_spread: float = 0.4  # log-sd of the stocks' volatilities
-    day_vol_spread: float = 0.2  # log-sd of a day's volatility regime (shared by the stocks)
+    day_vol_spread: float = 0.3  # log-sd of a day's volatility regime (shared by the stocks)
     beta_low: float = 0.4
     beta_high: float = 1.2  # market-factor loading (the idiosyncratic part is sqrt(1 - beta^2 / 2))
-    tail_df: float = 3.5  # Student-t degrees of freedom of every shock
+    tail_df: float = 3.0  # Student-t degrees of freedom of every shock
     tail_clip: float = 30.0  # shocks clipped to +-30 sd (symmetric, so still centred)
-    c_z: float = 0.2  # drift per step from the normalised imbalance, in units of the stock's vol
-    kappa: float = 0.05  # pull of the mid towards the reference price per step
-    c_b: float = 0.25  # share of the book pressure the mid moves by in the next step
+    c_z: float = 0.18  # drift per step from the normalised imbalance, in units of the stock's vol
+    kappa: float = 0.12  # pull of the mid towards the reference price per step
+    c_b: float = 0.2  # share of the book pressure the mid moves by in the next step
     phi_z: float = 0.93
     p_on_on: float = 0.96  # P(imbalance stays non-zero)
     p_off_on: float = 0.15  # P(paired auction gets an imbalance)
     p_on_start: float = 0.8
-    z_scale_start: float = 0.4
-    z_scale_end: float = 0.08
+    z_scale_start: float = 0.88
+    z_scale_end: float = 0.176
     phi_g: float = 0.9
-    sigma_g: float = 1.2  # reference-gap shock, in units of the stock's vol
+    sigma_g: float = 0.5  # reference-gap shock, in units of the stock's vol
     half_spread_median: float = 1.5e-4
     matched_median: float = 10e6
     matched_spread: float = 1.5
     book_median: float = 22e3
     book_spread_stock: float = 0.9
     book_spread_step: float = 0.8
+    near_noise: float = 0.0105  # log-sd of the near price around the reference price
     missing_stock_day_rate: float = 0.01
     far_missing_rate: float = 0.015
 
@@ -241,7 +242,7 @@ def simulate_block(
     oracle = _oracle(mid, z, gap, pressure, wap_present, vol, zscale, weights, p)
 
     flag = np.sign(z).astype(np.int8)
-    near = reference * np.exp(0.004 * draws.near_noise)
+    near = reference * np.exp(p.near_noise * draws.near_noise)
     far = reference * np.exp(np.clip(0.01 * draws.far_noise, -9.0, 6.0))
     before = np.arange(STEPS)[None, :, None] < NEAR_FAR_FROM_STEP
     near = np.where(before, np.nan, near)
