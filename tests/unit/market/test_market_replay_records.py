@@ -210,3 +210,48 @@ def test_frames_out_of_time_order_are_refused(two_days: pd.DataFrame) -> None:
     days = [two_days[two_days.date_id == 1], two_days[two_days.date_id == 0]]
     with pytest.raises(ValueError, match="out of time order"):
         replay(days, FakeKinesis(), "s", _options())
+
+
+def test_ctrl_c_during_a_backoff_counts_each_row_once(two_days: pd.DataFrame) -> None:
+    # Given a stream that fails half the records of the 3rd call, and Ctrl-C during the backoff that follows
+    client = FakeKinesis(fail=lambda call, position: call == 2 and position % 2 == 0)
+
+    def sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    # When replayed
+    with pytest.raises(ReplayError) as raised:
+        replay([two_days], client, "s", ReplayOptions(progress=False, sleep=sleep))
+    summary = raised.value.summary
+    # Then the rows that landed in that call are not counted again as not sent: every row is counted once
+    assert summary.rows + summary.rows_not_sent == len(two_days)
+    assert summary.rows_in_doubt == 0
+
+
+class InterruptedKinesis(FakeKinesis):
+    """Ctrl-C arrives while the `at`-th PutRecords call is under way."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at = at
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(self.calls) == self.at:
+            self.calls.append(Records)
+            raise KeyboardInterrupt
+        return super().put_records(StreamName, Records)
+
+
+def test_ctrl_c_during_a_call_puts_that_call_in_doubt(two_days: pd.DataFrame) -> None:
+    # Given Ctrl-C during the 4th PutRecords call (rows shape, one call per snapshot)
+    client = InterruptedKinesis(at=3)
+    # When replayed
+    with pytest.raises(ReplayError) as raised:
+        replay([two_days], client, "s", _options(total_rows=len(two_days)))
+    summary = raised.value.summary
+    # Then the interrupted call's rows are "in doubt" (they may have landed), the rest exactly not sent
+    per_snapshot = len(client.calls[3])
+    assert summary.rows == 3 * per_snapshot
+    assert summary.rows_in_doubt == per_snapshot
+    assert summary.rows + summary.rows_in_doubt + summary.rows_not_sent == len(two_days)
+    assert "in doubt" in str(raised.value)

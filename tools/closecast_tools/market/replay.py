@@ -102,6 +102,9 @@ class ReplaySummary:
     days: int = 0
     rows_not_sent: int = 0
     targets_not_sent: int = 0
+    # rows and targets of a PutRecords call cut short by Ctrl-C/SIGTERM: they may or may not have landed
+    rows_in_doubt: int = 0
+    targets_in_doubt: int = 0
     elapsed: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)  # ErrorCode -> how many times seen
 
@@ -119,6 +122,11 @@ class ReplaySummary:
             line += "; errors seen: " + ", ".join(f"{code} x{n}" for code, n in sorted(self.errors.items()))
         if self.rows_not_sent or self.targets_not_sent:
             line += f"; NOT SENT: {self.rows_not_sent} rows, {self.targets_not_sent} revealed targets"
+        if self.rows_in_doubt or self.targets_in_doubt:
+            line += (
+                f"; IN DOUBT (a call was interrupted; they may have landed): {self.rows_in_doubt} rows, "
+                f"{self.targets_in_doubt} revealed targets"
+            )
         return line
 
 
@@ -128,9 +136,14 @@ class ReplayError(RuntimeError):
     def __init__(self, reason: str, summary: ReplaySummary) -> None:
         self.reason = reason
         self.summary = summary
+        doubt = (
+            f", {summary.rows_in_doubt} rows and {summary.targets_in_doubt} targets in doubt"
+            if summary.rows_in_doubt or summary.targets_in_doubt
+            else ""
+        )
         super().__init__(
             f"{reason}: {summary.rows_not_sent} rows and {summary.targets_not_sent} revealed targets were "
-            f"not sent ({summary.rows} rows landed)"
+            f"not sent ({summary.rows} rows landed{doubt})"
         )
 
 
@@ -222,10 +235,13 @@ def batches(records: list[Record]) -> Iterator[list[Record]]:
 
 
 class _Unsent(Exception):
-    def __init__(self, reason: str, records: list[Record]) -> None:
+    """`records` did not land; the first `in_doubt` of them were in a call that was cut short."""
+
+    def __init__(self, reason: str, records: list[Record], in_doubt: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.records = records
+        self.in_doubt = in_doubt
 
 
 class _Sender:
@@ -237,6 +253,13 @@ class _Sender:
 
     def _backoff(self, attempt: int) -> None:
         self.options.sleep(min(self.options.backoff_max, self.options.backoff_base * 2 ** (attempt - 1)))
+
+    def _pause(self, attempt: int, waiting: list[Record]) -> None:
+        """Back off before sending `waiting` again; interrupted, exactly those did not land."""
+        try:
+            self._backoff(attempt)
+        except KeyboardInterrupt:
+            raise _Unsent("interrupted", waiting) from None
 
     def put(self, batch: list[Record]) -> None:
         """Send one batch until every record landed; `_Unsent` with what never did."""
@@ -251,9 +274,9 @@ class _Sender:
                     Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in pending],
                 )
             except KeyboardInterrupt:
-                # the call may or may not have landed: counted as not sent (ingestion is idempotent, so
-                # sending it again is safe)
-                raise _Unsent("interrupted", pending) from None
+                # the call may or may not have landed: its records are "in doubt" (ingestion is idempotent,
+                # so sending them again is safe)
+                raise _Unsent("interrupted", pending, in_doubt=len(pending)) from None
             except (
                 BotoCoreError
             ) as error:  # connection refused or reset, timeouts: the service is unreachable
@@ -262,7 +285,7 @@ class _Sender:
                 if attempt >= self.options.max_attempts:
                     raise _Unsent(f"PutRecords failed: {error}", pending) from error
                 self.summary.retries += len(pending)
-                self._backoff(attempt)
+                self._pause(attempt, pending)
                 continue
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "ClientError")
@@ -270,7 +293,7 @@ class _Sender:
                 if code not in RETRYABLE_CALL_ERRORS or attempt >= self.options.max_attempts:
                     raise _Unsent(f"PutRecords failed with {code}: {error}", pending) from error
                 self.summary.retries += len(pending)
-                self._backoff(attempt)
+                self._pause(attempt, pending)
                 continue
             failed: list[Record] = []
             for record, result in zip(pending, response["Records"], strict=True):
@@ -288,7 +311,7 @@ class _Sender:
                 )
             if failed:
                 self.summary.retries += len(failed)
-                self._backoff(attempt)
+                self._pause(attempt, failed)
             pending = failed
 
     def _landed(self, record: Record) -> None:
@@ -353,7 +376,9 @@ def replay(
                 try:
                     sender.put(batch)
                 except _Unsent as unsent:
-                    raise _Unsent(unsent.reason, unsent.records + records[offset + len(batch) :]) from None
+                    raise _Unsent(
+                        unsent.reason, unsent.records + records[offset + len(batch) :], unsent.in_doubt
+                    ) from None
                 offset += len(batch)
                 bar.update(summary.rows - before)
         except KeyboardInterrupt:  # between two batches: everything from the next batch on is not sent
@@ -386,8 +411,11 @@ def replay(
     except (_Unsent, KeyboardInterrupt) as stopped:
         # what failed, what was queued behind it, and everything after: the exact count of what did not land
         unsent = stopped if isinstance(stopped, _Unsent) else _Unsent("interrupted", [])
-        summary.rows_not_sent = sum(r.rows for r in unsent.records)
-        summary.targets_not_sent = sum(r.targets for r in unsent.records)
+        doubtful, lost = unsent.records[: unsent.in_doubt], unsent.records[unsent.in_doubt :]
+        summary.rows_in_doubt = sum(r.rows for r in doubtful)
+        summary.targets_in_doubt = sum(r.targets for r in doubtful)
+        summary.rows_not_sent = sum(r.rows for r in lost)
+        summary.targets_not_sent = sum(r.targets for r in lost)
         summary.targets_not_sent += sum(int(d["target"].notna().sum()) for d in day_rows)
         if in_hand is not None:
             summary.rows_not_sent += len(in_hand)
@@ -397,6 +425,10 @@ def replay(
             summary.rows_not_sent += len(rows)
             if options.reveal_targets:
                 summary.targets_not_sent += int(rows["target"].notna().sum())
+        if options.total_rows is not None:  # the source may not be readable any more after an interrupt
+            summary.rows_not_sent = max(
+                summary.rows_not_sent, options.total_rows - summary.rows - summary.rows_in_doubt
+            )
         summary.elapsed = options.clock() - started
         bar.close()
         raise ReplayError(unsent.reason, summary) from None
