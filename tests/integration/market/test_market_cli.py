@@ -79,3 +79,70 @@ def test_bad_kaggle_file_is_refused_before_sending(
     )
     assert code == 2
     assert f"{bad}, line 1, column a" in capsys.readouterr().err
+
+
+def _replay_offline(*args: str) -> int:
+    """`closecast replay` pointed at an endpoint nothing listens on: only checks before sending can pass."""
+    return main(["replay", *args, "--endpoint-url", "http://127.0.0.1:9", "--stream", "s", "--no-progress"])
+
+
+def test_replay_refuses_a_from_date_after_the_to_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a generated market
+    main(["generate", "--days", "1", "--seed", "3", "--out", str(tmp_path / "m"), "--stocks", "5"])
+    capsys.readouterr()
+    # When replayed with --from-date 5 --to-date 3 / Then exit 2 saying the range is reversed
+    code = _replay_offline(str(tmp_path / "m"), "--from-date", "5", "--to-date", "3")
+    assert code == 2
+    assert "--from-date 5 is after --to-date 3" in capsys.readouterr().err
+
+
+def test_replay_of_a_date_range_without_rows_names_the_dates_the_dataset_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a generated market of date_id 0..1
+    main(["generate", "--days", "2", "--seed", "3", "--out", str(tmp_path / "m"), "--stocks", "5"])
+    capsys.readouterr()
+    # When days 10..20 are replayed / Then exit 2 saying the dataset holds date_id 0..1
+    code = _replay_offline(str(tmp_path / "m"), "--from-date", "10", "--to-date", "20")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no rows in date_id 10..20" in err and "date_id 0..1" in err
+
+
+def test_replay_of_kaggle_files_without_rows_in_the_range_names_their_dates(
+    kaggle_example: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the real test.csv (date_id 478..480) / When days 0..100 are replayed
+    code = _replay_offline(str(kaggle_example / "test.csv"), "--to-date", "100")
+    # Then exit 2 saying the files hold date_id 478..480
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no rows in date_id 0..100" in err and "date_id 478..480" in err
+
+
+def test_replay_of_a_file_with_a_short_row_exits_2_naming_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a test.csv whose last line was cut off inside its fields
+    header = "stock_id,date_id,seconds_in_bucket,imbalance_size,imbalance_buy_sell_flag,reference_price,"
+    header += "matched_size,far_price,near_price,bid_price,bid_size,ask_price,ask_size,wap,time_id,row_id"
+    good = "0,5,10,100.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,276,5_10_0"
+    path = tmp_path / "test.csv"
+    path.write_text(f"{header}\n{good}\n1,5,10,100.0,1,1.0001,20")
+    # When replayed / Then exit 2 with the file, line and missing column, and no traceback
+    code = _replay_offline(str(path))
+    assert code == 2
+    assert f"{path}, line 3, column far_price" in capsys.readouterr().err
+
+
+def test_generate_onto_an_existing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given --out naming a file that exists
+    target = tmp_path / "taken"
+    target.write_text("mine\n")
+    # When generating / Then exit 2 with a clear message, and the file is untouched
+    code = main(["generate", "--days", "1", "--seed", "1", "--out", str(target), "--stocks", "5"])
+    assert code == 2
+    assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
+    assert target.read_text() == "mine\n"

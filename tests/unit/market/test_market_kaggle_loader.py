@@ -202,3 +202,120 @@ def test_files_given_out_of_order_are_merged_in_kaggle_order(kaggle_example: Pat
     keys = frame[["date_id", "seconds_in_bucket", "stock_id"]].astype(int)
     assert keys.equals(keys.sort_values(["date_id", "seconds_in_bucket", "stock_id"]))
     assert len(frame) == 33_000
+
+
+TEST_HEADER = ",".join(c for c in KAGGLE_COLUMNS if c != "target")
+TEST_GOOD = "0,5,10,100.0,1,1.0001,2000.0,,,0.9999,10.0,1.0002,20.0,1.0,276,5_10_0"
+
+
+def test_a_truncated_real_file_is_refused_at_its_cut_line(kaggle_example: Path, tmp_path: Path) -> None:
+    # Given the real test.csv cut after 300,000 bytes (the last line ends inside the ask_size field)
+    text = (kaggle_example / "test.csv").read_bytes()[:300_000]
+    path = tmp_path / "test.csv"
+    path.write_bytes(text)
+    last_line = text.count(b"\n") + 1
+    # When loaded / Then it is refused at that line, naming the first field it lacks
+    with pytest.raises(KaggleFormatError) as raised:
+        load_kaggle(path)
+    assert (raised.value.line, raised.value.column) == (last_line, "time_id")
+    assert "missing field" in str(raised.value)
+
+
+def test_a_row_with_fewer_fields_than_the_header_is_refused(tmp_path: Path) -> None:
+    # Given a train.csv whose line 3 has only its first 10 of 17 fields
+    short = ",".join(GOOD.split(",")[:10])
+    path = _write(
+        tmp_path, [HEADER, GOOD, short, GOOD.replace("0,5,10", "1,5,10", 1).replace("5_10_0", "5_10_1")]
+    )
+    # When loaded / Then the error names the file, line 3 and the first missing column (bid_size)
+    with pytest.raises(KaggleFormatError) as raised:
+        read_kaggle_csv(path)
+    assert (raised.value.file, raised.value.line, raised.value.column) == (str(path), 3, "bid_size")
+    assert "10 fields where the header has 17" in str(raised.value)
+
+
+@pytest.mark.parametrize("column", ["time_id", "row_id"])
+def test_an_empty_time_id_or_row_id_is_a_bad_row(tmp_path: Path, column: str) -> None:
+    # Given a test.csv whose second row has an empty time_id (or row_id), which Kaggle always fills
+    fields = TEST_GOOD.split(",")
+    fields[-2 if column == "time_id" else -1] = ""
+    path = _write(tmp_path, [TEST_HEADER, TEST_GOOD, ",".join(fields)], name="test.csv")
+    # When loaded
+    data = read_kaggle_csv(path)
+    # Then that row is left out and reported at line 3 as a missing field
+    assert len(data.frame) == 1
+    assert [(c.line, c.column) for c in data.report.bad_cells] == [(3, column)]
+    assert "missing field" in data.report.bad_cells[0].rule
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    # Given a train.csv saved by Excel on Windows: UTF-8 with a byte order mark
+    path = tmp_path / "train.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{HEADER}\n{GOOD}\n".encode())
+    # When loaded / Then its one row loads
+    data = read_kaggle_csv(path)
+    assert data.frame["row_id"].tolist() == ["5_10_0"] and data.report.ok
+
+
+def test_a_header_with_spaces_after_the_commas_is_accepted(tmp_path: Path) -> None:
+    # Given a header written as "stock_id, date_id, ..."
+    path = _write(tmp_path, [", ".join(KAGGLE_COLUMNS), GOOD])
+    # When loaded / Then the row loads under the Kaggle names
+    data = read_kaggle_csv(path)
+    assert data.frame["wap"].tolist() == [1.0] and data.report.ok
+
+
+def test_an_unexpected_error_while_loading_becomes_a_format_error_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a reader step that fails in a way the loader does not anticipate
+    import closecast.market.kaggle as kaggle
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise KeyError("wap")
+
+    monkeypatch.setattr(kaggle, "_cast", broken)
+    path = _write(tmp_path, [HEADER, GOOD])
+    # When loaded / Then it surfaces as a KaggleFormatError naming the file, not a bare KeyError
+    with pytest.raises(KaggleFormatError) as raised:
+        read_kaggle_csv(path)
+    assert raised.value.file == str(path)
+    assert "KeyError" in str(raised.value)
+
+
+def test_a_duplicate_row_is_reported_with_its_line_and_the_first_is_kept(tmp_path: Path) -> None:
+    # Given a train.csv where line 4 repeats the key of line 2 with another wap
+    other = GOOD.replace("0,5,10", "1,5,10", 1).replace("5_10_0", "5_10_1")
+    duplicate = GOOD.replace(",1.0,1.5,", ",1.1,1.5,")
+    path = _write(tmp_path, [HEADER, GOOD, other, duplicate])
+    # When loaded
+    data = read_kaggle_csv(path)
+    # Then line 2 is kept, line 4 is left out and reported as a duplicate of line 2
+    assert data.frame["wap"].tolist() == [1.0, 1.0]
+    assert data.report.bad_rows == 1
+    [cell] = data.report.bad_cells
+    assert cell.line == 4 and "duplicate" in cell.rule and f"{path}:2" in cell.rule
+
+
+def test_duplicate_rows_across_files_are_reported_with_file_and_line(tmp_path: Path) -> None:
+    # Given two test.csv files holding the same row
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _write(tmp_path / "a", [TEST_HEADER, TEST_GOOD], name="test.csv")
+    second = _write(tmp_path / "b", [TEST_HEADER, TEST_GOOD], name="test.csv")
+    # When both are loaded
+    data = load_kaggle([first, second])
+    # Then the row is loaded once and the second copy is reported where it is
+    assert len(data.frame) == 1
+    [cell] = data.report.bad_cells
+    assert (cell.file, cell.line) == (str(second), 2) and "duplicate" in cell.rule
+
+
+def test_an_unterminated_quote_names_the_line_where_it_starts(tmp_path: Path) -> None:
+    # Given a train.csv whose line 3 opens a quote in its wap field that never closes
+    path = _write(tmp_path, [HEADER, GOOD, GOOD.replace(",1.0,1.5,", ',"1.0,1.5,'), GOOD])
+    # When loaded / Then the error names line 3 and the wap column
+    with pytest.raises(KaggleFormatError) as raised:
+        read_kaggle_csv(path)
+    assert (raised.value.line, raised.value.column) == (3, "wap")
+    assert "EOF inside string" in str(raised.value)

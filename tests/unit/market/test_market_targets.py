@@ -70,3 +70,13 @@ def test_shipped_weights_are_the_reference_table() -> None:
     reference = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "index_weights.csv"
     if reference.is_file():
         np.testing.assert_array_equal(weights.to_numpy(), pd.read_csv(reference)["weight"].to_numpy())
+
+
+def test_duplicate_keys_are_refused() -> None:
+    # Given two rows for stock 0 at second 0 of day 0, with different WAPs
+    frame = pd.DataFrame(
+        {"date_id": [0, 0], "seconds_in_bucket": [0, 0], "stock_id": [0, 0], "wap": [1.0, 1.1]}
+    )
+    # When the targets are computed / Then a clear error names the repeated key
+    with pytest.raises(ValueError, match=r"not unique.*date_id 0, seconds_in_bucket 0, stock_id 0"):
+        compute_targets(frame, weights=np.array([1.0]))

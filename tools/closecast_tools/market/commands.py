@@ -60,11 +60,14 @@ def register(subparsers: Any) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     from closecast_tools.market.generate import write_dataset
 
+    if args.out.exists() and not args.out.is_dir():
+        print(f"closecast generate: --out {args.out} exists and is not a directory", file=sys.stderr)
+        return 2
     try:
         summary = write_dataset(
             args.out, days=args.days, seed=args.seed, n_stocks=args.stocks, fmt=args.format
         )
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         print(f"closecast generate: {error}", file=sys.stderr)
         return 2
     print(
@@ -121,13 +124,28 @@ def kinesis_target(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from closecast.market.dataset import DatasetError
+    from closecast.market.dataset import DatasetError, date_span
     from closecast.market.kaggle import KaggleFormatError
     from closecast_tools.market.replay import ReplayError, ReplayOptions, open_source, replay
 
+    if args.from_date > args.to_date:
+        print(
+            f"closecast replay: --from-date {args.from_date} is after --to-date {args.to_date}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         speed = parse_speed(args.speed)
         frames, total = open_source(args.source, (args.from_date, args.to_date))
+        if total == 0:
+            span = date_span(args.source)
+            has = "no row at all" if span is None else f"date_id {span[0]}..{span[1]}"
+            print(
+                f"closecast replay: no rows in date_id {args.from_date}..{args.to_date} to replay"
+                f" (the dataset has {has})",
+                file=sys.stderr,
+            )
+            return 2
         client, stream = kinesis_target(args)
     except (ValueError, DatasetError, KaggleFormatError, OSError) as error:
         print(f"closecast replay: {error}", file=sys.stderr)

@@ -145,6 +145,25 @@ def iter_days(
     yield from split_days(read_dataset(path, date_range=date_range, with_oracle=with_oracle))
 
 
+def date_span(sources: Sequence[str | Path]) -> tuple[int, int] | None:
+    """(first, last) date_id of a dataset, as `closecast replay` takes it (one generated directory, or Kaggle
+    CSV files / directories of them); None if it has no row. For CSV files this reads them in full."""
+    if len(sources) == 1 and is_generated(sources[0]):
+        manifest = read_manifest(sources[0])
+        first = int(manifest.get("first_date_id", 0))
+        return (first, first + int(manifest["days"]) - 1) if int(manifest["days"]) > 0 else None
+    files: list[Path] = []
+    for source in sources:
+        files.extend(kaggle_files(source) if Path(source).is_dir() else [Path(source)])
+    report = load_kaggle(files, date_range=_NO_DATE).report
+    if report.date_min is None or report.date_max is None:
+        return None
+    return report.date_min, report.date_max
+
+
+_NO_DATE = (1, 0)  # a date range no row is in: files are read (and checked) but no row is kept
+
+
 def split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
     """Consecutive runs of one date_id (the frame sorted by date) as separate frames."""
     if frame.empty:
@@ -162,6 +181,7 @@ __all__ = [
     "ORACLE_NAME",
     "TRAIN_NAME",
     "DatasetError",
+    "date_span",
     "is_generated",
     "iter_days",
     "kaggle_files",

@@ -13,8 +13,11 @@ order, sorted by (date_id, seconds_in_bucket, stock_id), with the dtypes of `fra
 Validation is vectorised and follows the rules of `closecast.market.schema.Snapshot` (flag in {-1, 0, 1},
 seconds a multiple of 10 in 0..540, sizes >= 0, prices > 0 or null, finite numbers, time_id/row_id formulas).
 A row that breaks a rule is left out of the frame and reported in `LoadReport` with its file, line and column
-(nothing is dropped silently). A file that cannot be read as the schema at all (malformed CSV, missing column,
-a file of another schema) raises `KaggleFormatError`, which names the file, line and column.
+(nothing is dropped silently); so is a later row repeating the (date_id, seconds_in_bucket, stock_id) of an
+earlier one (the first is kept). A file that cannot be read as the schema at all (malformed CSV, a row with more
+or fewer fields than the header, missing column, a file of another schema) raises `KaggleFormatError`, which
+names the file, line and column; so does any other failure while reading a file. Files are UTF-8 (a byte order
+mark is allowed); header names are read without surrounding spaces.
 
 Large files are read in chunks (`chunksize` rows) with explicit dtypes; `date_range` keeps only some dates.
 """
@@ -27,7 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TextIO
 
 import numpy as np
 import pandas as pd
@@ -132,6 +135,8 @@ class LoadReport:
     revealed_joined: int = 0
     revealed_unmatched: int = 0
     max_reported: int = 1000
+    date_min: int | None = None
+    date_max: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -145,8 +150,16 @@ class LoadReport:
                 break
             self.bad_cells.append(cell)
 
+    def see_dates(self, low: int | None, high: int | None) -> None:
+        """Widen the span of the date_ids read (rows of train/test files, before any date range)."""
+        if low is not None:
+            self.date_min = low if self.date_min is None else min(self.date_min, low)
+        if high is not None:
+            self.date_max = high if self.date_max is None else max(self.date_max, high)
+
     def merge(self, other: LoadReport) -> None:
         self.files.extend(other.files)
+        self.see_dates(other.date_min, other.date_max)
         self.rows_read += other.rows_read
         self.rows_loaded += other.rows_loaded
         self.rows_outside_date_range += other.rows_outside_date_range
@@ -182,12 +195,17 @@ class KaggleData:
 # --- headers -------------------------------------------------------------------------------------------
 
 
+ENCODING = "utf-8-sig"  # UTF-8, with or without the byte order mark Excel writes
+
+
 def read_header(path: str | Path) -> list[str]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding=ENCODING) as handle:
             header = next(csv.reader(handle), None)
     except UnicodeDecodeError as error:
         raise KaggleFormatError(path, 1, None, f"not a UTF-8 text file ({error.reason})") from error
+    except csv.Error as error:
+        raise KaggleFormatError(path, 1, None, f"malformed CSV header: {error}") from error
     if not header:
         raise KaggleFormatError(path, 1, None, "empty file: expected a CSV header line")
     return [name.strip() for name in header]
@@ -221,6 +239,65 @@ def sniff_kind(path: str | Path) -> FileKind:
 # --- reading -------------------------------------------------------------------------------------------
 
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_PARSER_EOF_IN_STRING = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def _line_text(path: str | Path, line: int) -> str | None:
+    """The text of physical line `line` (1-based) of a file, or None past its end (error paths only)."""
+    with open(path, newline="", encoding=ENCODING, errors="replace") as handle:
+        for number, text in enumerate(handle, start=1):
+            if number == line:
+                return text
+    return None
+
+
+def _open_quote_field(text: str) -> int | None:
+    """Index of the field whose opening quote is not closed on this line (None if every quote closes)."""
+    field_index, inside, opened = 0, False, None
+    for char in text:
+        if char == '"':
+            inside = not inside
+            if inside:
+                opened = field_index
+        elif char == "," and not inside:
+            field_index += 1
+    return opened if inside else None
+
+
+class _FieldCounter:
+    """Counts the fields of given lines of a file, reading it forward once (lines asked in increasing order).
+
+    Only used for the rows whose last column the parser left empty: pandas pads a row with fewer fields than
+    the header with NaN, so those are the only rows that can be short. Lines are physical lines, as the loader
+    numbers rows (Kaggle files have no quoted line breaks).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._path = path
+        self._handle: TextIO | None = None
+        self._line = 1  # the header has been read by the time a row is asked for
+
+    def fields(self, line: int) -> int | None:
+        """Number of fields on `line` (0 for an empty line), None past the end of the file."""
+        if self._handle is None:
+            self._handle = open(self._path, newline="", encoding=ENCODING, errors="replace")  # noqa: SIM115
+            self._handle.readline()
+        text = ""
+        while self._line < line:
+            text = self._handle.readline()
+            self._line += 1
+            if not text:
+                return None
+        text = text.rstrip("\r\n")
+        if not text:
+            return 0
+        if '"' not in text:
+            return text.count(",") + 1
+        return len(next(csv.reader([text]), []))
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
 
 
 def _chunks(
@@ -230,6 +307,9 @@ def _chunks(
     dtypes = {c: ("str" if as_text or c == "row_id" else "float64") for c in header}
     reader = pd.read_csv(
         path,
+        names=list(header),  # the stripped names of read_header, so " date_id" is read as date_id
+        header=0,
+        encoding=ENCODING,
         dtype=dtypes,
         chunksize=chunksize,
         skip_blank_lines=False,
@@ -251,6 +331,15 @@ def _chunks(
                 bad_line,
                 f"#{expected + 1} (after {header[-1]})",
                 f"malformed CSV row: {seen} fields where the header has {expected}",
+            ) from error
+        eof = _PARSER_EOF_IN_STRING.search(str(error))
+        if eof:
+            line = int(eof.group(1)) + 1  # the parser's rows count the header as row 0
+            text = _line_text(path, line)
+            opened = _open_quote_field(text) if text is not None else None
+            column = header[opened] if opened is not None and opened < len(header) else None
+            raise KaggleFormatError(
+                path, line, column, "malformed CSV: a quote opened here is never closed (EOF inside string)"
             ) from error
         raise KaggleFormatError(path, None, None, f"malformed CSV: {error}") from error
     finally:
@@ -314,6 +403,7 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
         target = chunk["target"].to_numpy(dtype=np.float64)
         rules.append(("target", "must be a finite number or empty", np.isinf(target)))
     time_id = chunk["time_id"].to_numpy(dtype=np.float64)
+    rules.append(("time_id", "missing field (Kaggle always has a time_id)", np.isnan(time_id)))
     expected_time = date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP
     rules.append(
         (
@@ -323,6 +413,7 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
         )
     )
     row_id = chunk["row_id"]
+    rules.append(("row_id", "missing field (Kaggle always has a row_id)", row_id.isna().to_numpy()))
     expected_row = expected_row_ids(date, seconds, stock)
     given = pa.array(row_id.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
     differs = pc.fill_null(pc.not_equal(given, expected_row), False).to_numpy(zero_copy_only=False)
@@ -380,6 +471,24 @@ def _in_range(dates: pd.Series, date_range: tuple[int, int] | None) -> np.ndarra
         return ~((values < date_range[0]) | (values > date_range[1]))
 
 
+def _check_row_lengths(
+    raw: pd.DataFrame, header: Sequence[str], path: str | Path, first_line: int, counter: _FieldCounter
+) -> None:
+    """A row with fewer fields than the header is malformed, like one with more (the parser pads it with NaN,
+    which would load a cut-off row with wrong values): `KaggleFormatError` naming its first missing column."""
+    padded = np.flatnonzero(raw[header[-1]].isna().to_numpy())
+    for position in padded:
+        line = first_line + int(position)
+        fields = counter.fields(line)
+        if fields and fields < len(header):
+            raise KaggleFormatError(
+                path,
+                line,
+                header[fields],
+                f"malformed CSV row: {fields} fields where the header has {len(header)} (missing field)",
+            )
+
+
 def _read_file(
     path: str | Path,
     kind: FileKind,
@@ -388,51 +497,77 @@ def _read_file(
     chunksize: int,
     report: LoadReport,
     float_dtype: FloatDtype = "float64",
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The rows of one file that pass the rules, and the line of each."""
     header = read_header(path)
     file = str(path)
     pieces: list[pd.DataFrame] = []
+    piece_lines: list[np.ndarray] = []
     date_column = "revealed_date_id" if kind == "revealed_targets" else "date_id"
 
     def consume(as_text: bool) -> None:
-        for first_line, raw in _chunks(path, header, chunksize, as_text):
-            if kind != "revealed_targets":
-                report.rows_read += len(raw)
-            chunk, not_numbers = _as_numeric(raw) if as_text else (raw, {})
-            in_range = _in_range(chunk[date_column], date_range)
-            report.rows_outside_date_range += int((~in_range).sum())
-            keep = in_range
-            if kind == "revealed_targets":
-                blank = (
-                    chunk[["stock_id", "revealed_date_id", "revealed_target"]].isna().all(axis=1).to_numpy()
-                )
-                report.revealed_rows_read += len(chunk)
-                report.revealed_rows_blank += int(blank.sum())
-                keep = keep & ~blank
-            lines = first_line + np.arange(len(chunk))
-            if not keep.all():
-                chunk, lines = chunk[keep], lines[keep]
-                not_numbers = {c: (m[keep], t[keep]) for c, (m, t) in not_numbers.items()}
-            if chunk.empty:
-                continue
-            good = _validate_chunk(chunk, kind, file, lines, report, not_numbers)
-            pieces.append(_cast(chunk[good], kind, float_dtype))
+        counter = _FieldCounter(path)
+        try:
+            for first_line, raw in _chunks(path, header, chunksize, as_text):
+                _check_row_lengths(raw, header, path, first_line, counter)
+                if kind != "revealed_targets":
+                    report.rows_read += len(raw)
+                chunk, not_numbers = _as_numeric(raw) if as_text else (raw, {})
+                if kind != "revealed_targets":
+                    dates = chunk[date_column].to_numpy(dtype=np.float64)
+                    valid = dates[_integral(dates)]
+                    if len(valid):
+                        report.see_dates(int(valid.min()), int(valid.max()))
+                in_range = _in_range(chunk[date_column], date_range)
+                report.rows_outside_date_range += int((~in_range).sum())
+                keep = in_range
+                if kind == "revealed_targets":
+                    blank = (
+                        chunk[["stock_id", "revealed_date_id", "revealed_target"]]
+                        .isna()
+                        .all(axis=1)
+                        .to_numpy()
+                    )
+                    report.revealed_rows_read += len(chunk)
+                    report.revealed_rows_blank += int(blank.sum())
+                    keep = keep & ~blank
+                lines = first_line + np.arange(len(chunk), dtype=np.int64)
+                if not keep.all():
+                    chunk, lines = chunk[keep], lines[keep]
+                    not_numbers = {c: (m[keep], t[keep]) for c, (m, t) in not_numbers.items()}
+                if chunk.empty:
+                    continue
+                good = _validate_chunk(chunk, kind, file, lines, report, not_numbers)
+                pieces.append(_cast(chunk[good], kind, float_dtype))
+                piece_lines.append(lines[good])
+        finally:
+            counter.close()
 
     try:
-        consume(as_text=False)
-    except ValueError as error:
-        if isinstance(error, KaggleFormatError):
+        try:
+            consume(as_text=False)
+        except KaggleFormatError:
             raise
-        # a cell is not a number: read again as text to say exactly where (rare, so the slow path is fine)
-        pieces.clear()
-        report.rows_read = report.revealed_rows_read = report.revealed_rows_blank = 0
-        report.rows_outside_date_range = report.bad_rows = 0
-        report.bad_cells.clear()
-        report.bad_counts.clear()
-        consume(as_text=True)
-    if not pieces:
-        return _cast(pd.DataFrame({c: pd.Series(dtype="float64") for c in header}), kind, float_dtype)
-    return pd.concat(pieces, ignore_index=True)
+        except ValueError:
+            # a cell is not a number: read again as text to say exactly where (rare, so the slow path is fine)
+            pieces.clear()
+            piece_lines.clear()
+            report.rows_read = report.revealed_rows_read = report.revealed_rows_blank = 0
+            report.rows_outside_date_range = report.bad_rows = 0
+            report.date_min = report.date_max = None
+            report.bad_cells.clear()
+            report.bad_counts.clear()
+            consume(as_text=True)
+        if not pieces:
+            empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in header})
+            return _cast(empty, kind, float_dtype), np.zeros(0, dtype=np.int64)
+        return pd.concat(pieces, ignore_index=True), np.concatenate(piece_lines)
+    except (KaggleFormatError, OSError, MemoryError):
+        raise
+    except Exception as error:  # anything else is still "this file cannot be read": say which one
+        raise KaggleFormatError(
+            path, None, None, f"cannot be read as a Kaggle {kind} file ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _cast(chunk: pd.DataFrame, kind: FileKind, float_dtype: FloatDtype = "float64") -> pd.DataFrame:
@@ -465,6 +600,76 @@ def _cast(chunk: pd.DataFrame, kind: FileKind, float_dtype: FloatDtype = "float6
     return frame.astype({"row_id": "str"})
 
 
+KEYS = ["date_id", "seconds_in_bucket", "stock_id"]
+
+
+def _key(frame: pd.DataFrame) -> np.ndarray:
+    """One int64 per (date_id, seconds_in_bucket, stock_id), ordered as the triple."""
+    return (
+        frame["date_id"].to_numpy(dtype=np.int64) * 1_000_000_000
+        + frame["seconds_in_bucket"].to_numpy(dtype=np.int64) * 100_000
+        + frame["stock_id"].to_numpy(dtype=np.int64)
+    )
+
+
+def _drop_duplicates(
+    frame: pd.DataFrame,
+    files: Sequence[str],
+    file_of_row: np.ndarray,
+    lines: np.ndarray,
+    report: LoadReport,
+    what: str,
+) -> np.ndarray:
+    """Report every row repeating the key of an earlier row (in file, then line order) as a bad row; returns
+    the mask of the rows to keep (the first of each key)."""
+    key = _key(frame)
+    duplicated = pd.Series(key).duplicated(keep="first").to_numpy()
+    if not duplicated.any():
+        return ~duplicated
+    _, first_index, inverse = np.unique(key, return_index=True, return_inverse=True)
+    first = first_index[inverse]
+    column = "stock_id" if what == "revealed target" else "row_id"
+    rule = f"duplicate {what} (same date_id, seconds_in_bucket, stock_id): left out"
+    cells = []
+    for position in np.flatnonzero(duplicated)[: report.max_reported]:
+        original = first[position]
+        cells.append(
+            BadCell(
+                files[file_of_row[position]],
+                int(lines[position]),
+                column,
+                f"{frame['date_id'].iat[position]}_{frame['seconds_in_bucket'].iat[position]}"
+                f"_{frame['stock_id'].iat[position]}",
+                f"{rule}; first at {files[file_of_row[original]]}:{int(lines[original])}",
+            )
+        )
+    count = int(duplicated.sum())
+    report.add_bad(cells, Counter({(column, rule): count}), count)
+    return ~duplicated
+
+
+def _read_one(
+    path: str | Path,
+    *,
+    date_range: tuple[int, int] | None,
+    chunksize: int,
+    float_dtype: FloatDtype,
+    max_reported: int,
+) -> tuple[FileKind, KaggleData, np.ndarray]:
+    """(kind, data without duplicate keys, line of each row) of one file."""
+    kind = sniff_kind(path)
+    report = LoadReport(files=[str(path)], max_reported=max_reported)
+    frame, lines = _read_file(
+        path, kind, date_range=date_range, chunksize=chunksize, report=report, float_dtype=float_dtype
+    )
+    what = "revealed target" if kind == "revealed_targets" else "row"
+    keep = _drop_duplicates(frame, [str(path)], np.zeros(len(frame), dtype=np.int64), lines, report, what)
+    if not keep.all():
+        frame, lines = frame[keep].reset_index(drop=True), lines[keep]
+    report.rows_loaded = len(frame)
+    return kind, KaggleData(frame, report), lines
+
+
 def read_kaggle_csv(
     path: str | Path,
     *,
@@ -474,27 +679,26 @@ def read_kaggle_csv(
     max_reported: int = 1000,
 ) -> KaggleData:
     """Read one Kaggle file. train/test -> the Kaggle frame; revealed_targets -> columns
-    (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date (the target's own)."""
-    kind = sniff_kind(path)
-    report = LoadReport(files=[str(path)], max_reported=max_reported)
-    frame = _read_file(
-        path, kind, date_range=date_range, chunksize=chunksize, report=report, float_dtype=float_dtype
+    (date_id, seconds_in_bucket, stock_id, target) where date_id is the *revealed* date (the target's own).
+    A row repeating the key of an earlier one is left out and reported."""
+    _, data, _ = _read_one(
+        path, date_range=date_range, chunksize=chunksize, float_dtype=float_dtype, max_reported=max_reported
     )
-    if kind == "revealed_targets":
-        duplicated = frame.duplicated(["date_id", "seconds_in_bucket", "stock_id"], keep="first")
-        if duplicated.any():
-            cells = [
-                BadCell(
-                    str(path), 0, "stock_id", str(row.stock_id), "duplicate revealed target (row ignored)"
-                )
-                for row in frame[duplicated].itertuples()
-            ]
-            report.add_bad(
-                cells, Counter({("stock_id", "duplicate revealed target"): len(cells)}), len(cells)
-            )
-            frame = frame[~duplicated].reset_index(drop=True)
-    report.rows_loaded = len(frame)
-    return KaggleData(frame, report)
+    return data
+
+
+def _concat_unique(
+    parts: list[tuple[str, pd.DataFrame, np.ndarray]], report: LoadReport, what: str
+) -> pd.DataFrame:
+    """The frames of several files as one, rows repeating a key of an earlier file reported and left out."""
+    if len(parts) == 1:
+        return parts[0][1]
+    frame = pd.concat([part[1] for part in parts], ignore_index=True)
+    files = [part[0] for part in parts]
+    file_of_row = np.repeat(np.arange(len(parts)), [len(part[1]) for part in parts])
+    lines = np.concatenate([part[2] for part in parts])
+    keep = _drop_duplicates(frame, files, file_of_row, lines, report, what)
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
 
 
 def load_kaggle(
@@ -509,16 +713,18 @@ def load_kaggle(
 
     Revealed targets fill the `target` of the rows they belong to (rows without one keep NaN); those that
     match no loaded row (e.g. the day before test.csv starts) are counted in `report.revealed_unmatched`.
+    A row (or revealed target) repeating the key of one met earlier, in this file or a file given before,
+    is left out and reported with its file and line.
     """
     if isinstance(paths, str | Path):
         paths = [paths]
     if not paths:
         raise ValueError("no file to load")
     report = LoadReport(max_reported=max_reported)
-    frames: list[pd.DataFrame] = []
-    revealed: list[pd.DataFrame] = []
+    rows: list[tuple[str, pd.DataFrame, np.ndarray]] = []
+    revealed: list[tuple[str, pd.DataFrame, np.ndarray]] = []
     for path in paths:
-        data = read_kaggle_csv(
+        kind, data, lines = _read_one(
             path,
             date_range=date_range,
             chunksize=chunksize,
@@ -526,18 +732,17 @@ def load_kaggle(
             max_reported=max_reported,
         )
         report.merge(data.report)
-        (revealed if sniff_kind(path) == "revealed_targets" else frames).append(data.frame)
-    if not frames:
+        (revealed if kind == "revealed_targets" else rows).append((str(path), data.frame, lines))
+    if not rows:
         raise KaggleFormatError(
             paths[0], None, None, "only revealed targets given: add train.csv or test.csv"
         )
-    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    keys = ["date_id", "seconds_in_bucket", "stock_id"]
-    if len(frames) > 1 or not _is_sorted(frame):
-        frame = frame.sort_values(keys, kind="stable", ignore_index=True)
+    frame = _concat_unique(rows, report, "row")
+    if len(rows) > 1 or not _is_sorted(frame):
+        frame = frame.sort_values(KEYS, kind="stable", ignore_index=True)
     if revealed:
-        targets = pd.concat(revealed, ignore_index=True).drop_duplicates(keys, keep="last")
-        joined = frame[keys].merge(targets, on=keys, how="left")["target"].to_numpy()
+        targets = _concat_unique(revealed, report, "revealed target")
+        joined = frame[KEYS].merge(targets, on=KEYS, how="left")["target"].to_numpy()
         found = ~np.isnan(joined)
         report.revealed_joined = int(found.sum())
         report.revealed_unmatched = len(targets) - report.revealed_joined
@@ -548,12 +753,7 @@ def load_kaggle(
 
 
 def _is_sorted(frame: pd.DataFrame) -> bool:
-    key = (
-        frame["date_id"].to_numpy(dtype=np.int64) * 1_000_000_000
-        + frame["seconds_in_bucket"].to_numpy(dtype=np.int64) * 100_000
-        + frame["stock_id"].to_numpy(dtype=np.int64)
-    )
-    return bool((np.diff(key) >= 0).all())
+    return bool((np.diff(_key(frame)) >= 0).all())
 
 
 def validate_frame(frame: pd.DataFrame, *, file: str = "<frame>") -> LoadReport:

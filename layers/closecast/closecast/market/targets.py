@@ -82,6 +82,7 @@ def compute_targets(frame: pd.DataFrame, weights: pd.Series | np.ndarray | None 
 
     `frame` needs `date_id`, `seconds_in_bucket`, `stock_id` and `wap`; rows may come in any order.
     `weights`: per stock_id (Series indexed by stock_id, or an array); default: the shipped index weights.
+    (date_id, seconds_in_bucket, stock_id) must be unique: `ValueError` otherwise (which WAP would count?).
     """
     if frame.empty:
         return pd.Series(np.array([], dtype=np.float64), index=frame.index, name="target")
@@ -96,7 +97,22 @@ def compute_targets(frame: pd.DataFrame, weights: pd.Series | np.ndarray | None 
     n_stocks = int(stocks.max()) + 1
     vector = _weights_vector(weights, n_stocks)
     cube = np.full((int(date_codes.max()) + 1, SNAPSHOTS_PER_DAY, n_stocks), np.nan)
+    _require_unique(frame, np.ravel_multi_index((date_codes, steps, stocks), cube.shape), cube.size)
     cube[date_codes, steps, stocks] = frame["wap"].to_numpy(dtype=np.float64)
     cube_targets = np.full_like(cube, np.nan)
     cube_targets[:, : SNAPSHOTS_PER_DAY - HORIZON_STEPS, :] = targets_from_cube(cube, vector)
     return pd.Series(cube_targets[date_codes, steps, stocks], index=frame.index, name="target")
+
+
+def _require_unique(frame: pd.DataFrame, cells: np.ndarray, size: int) -> None:
+    """`ValueError` naming the first (date_id, seconds_in_bucket, stock_id) that more than one row has."""
+    counts = np.bincount(cells, minlength=size)
+    if counts.max() <= 1:
+        return
+    repeated = np.flatnonzero(counts[cells] > 1)
+    first = frame.iloc[int(repeated[0])]
+    raise ValueError(
+        f"(date_id, seconds_in_bucket, stock_id) is not unique: {len(repeated)} rows share a key with another"
+        f", e.g. date_id {int(first['date_id'])}, seconds_in_bucket {int(first['seconds_in_bucket'])}"
+        f", stock_id {int(first['stock_id'])}"
+    )
