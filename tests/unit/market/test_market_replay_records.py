@@ -206,10 +206,13 @@ def test_speed_option(text: str, speed: float | None) -> None:
 
 
 def test_frames_out_of_time_order_are_refused(two_days: pd.DataFrame) -> None:
-    # Given day 1 before day 0 / Then the replay refuses rather than send out of order
+    # Given day 1 before day 0 / Then the replay stops rather than send out of order, saying what was not sent
     days = [two_days[two_days.date_id == 1], two_days[two_days.date_id == 0]]
-    with pytest.raises(ValueError, match="out of time order"):
-        replay(days, FakeKinesis(), "s", _options())
+    with pytest.raises(ReplayError, match="out of time order") as raised:
+        replay(days, FakeKinesis(), "s", _options(total_rows=len(two_days)))
+    summary = raised.value.summary
+    assert summary.rows == int((two_days.date_id == 1).sum())
+    assert summary.rows + summary.rows_not_sent == len(two_days)
 
 
 def test_ctrl_c_during_a_backoff_counts_each_row_once(two_days: pd.DataFrame) -> None:
@@ -255,3 +258,19 @@ def test_ctrl_c_during_a_call_puts_that_call_in_doubt(two_days: pd.DataFrame) ->
     assert summary.rows_in_doubt == per_snapshot
     assert summary.rows + summary.rows_in_doubt + summary.rows_not_sent == len(two_days)
     assert "in doubt" in str(raised.value)
+
+
+def test_a_source_that_fails_half_way_ends_with_the_count_not_a_traceback(two_days: pd.DataFrame) -> None:
+    # Given a source whose second day cannot be read
+    def frames() -> Any:
+        yield two_days[two_days.date_id == 0]
+        raise OSError("corrupt block")
+
+    # When replayed
+    with pytest.raises(ReplayError) as raised:
+        replay(frames(), FakeKinesis(), "s", _options(total_rows=len(two_days)))
+    # Then it says why, what landed, and how many rows were not sent
+    summary = raised.value.summary
+    assert "corrupt block" in str(raised.value)
+    assert summary.rows == int((two_days.date_id == 0).sum())
+    assert summary.rows_not_sent == len(two_days) - summary.rows

@@ -408,9 +408,15 @@ def replay(
             send_all(records)
             summary.snapshots += 1
         reveal()
-    except (_Unsent, KeyboardInterrupt) as stopped:
-        # what failed, what was queued behind it, and everything after: the exact count of what did not land
-        unsent = stopped if isinstance(stopped, _Unsent) else _Unsent("interrupted", [])
+    except (_Unsent, KeyboardInterrupt, Exception) as stopped:
+        # what failed, what was queued behind it, and everything after: the exact count of what did not land.
+        # Anything else (a source that turns out unreadable half way, the stream refusing) ends the same way.
+        if isinstance(stopped, _Unsent):
+            unsent = stopped
+        elif isinstance(stopped, KeyboardInterrupt):
+            unsent = _Unsent("interrupted", [])
+        else:
+            unsent = _Unsent(f"stopped by {type(stopped).__name__}: {stopped}", [])
         doubtful, lost = unsent.records[: unsent.in_doubt], unsent.records[unsent.in_doubt :]
         summary.rows_in_doubt = sum(r.rows for r in doubtful)
         summary.targets_in_doubt = sum(r.targets for r in doubtful)
