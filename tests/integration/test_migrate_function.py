@@ -2,38 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def response_url() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A loopback stand-in for CloudFormation's pre-signed S3 URL, recording what is PUT to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            return
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/cfn-response?X-Amz-Signature=x", received
-    server.shutdown()
-    server.server_close()
 
 
 def custom_resource_event(request_type: str, url: str) -> dict[str, Any]:
