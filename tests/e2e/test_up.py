@@ -221,3 +221,57 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path, moment: str) -> None:
         time.sleep(0.2)
     assert processes_using(state_dir) == []
     assert alive(children) == []
+
+
+def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> None:
+    """Given `closecast up` serving, with an object in its bucket, when Ctrl-C reaches its whole process group
+    (as from a terminal), then it exits 0, saves the bucket first (moto is not killed by the same Ctrl-C),
+    leaves no process behind, and the next start has the object again."""
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "closecast_tools.cli", "up", "--state-dir", str(state_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("ready"):
+            break
+    state = json.loads((state_dir / "local.json").read_text())
+    import boto3
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state["aws_endpoint_url"],
+        region_name=state["region"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    s3.put_object(Bucket=state["bucket"], Key="models/kept.txt", Body=b"kept")
+    children = children_of(process.pid)
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    assert (state_dir / "s3" / state["bucket"] / "models" / "kept.txt").read_bytes() == b"kept"
+    deadline = time.monotonic() + 15
+    while (processes_using(state_dir) or alive(children)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_using(state_dir) == [] and alive(children) == []
+
+    # and the next start puts the object back in the bucket
+    process, _ = start_up(state_dir)
+    try:
+        state = json.loads((state_dir / "local.json").read_text())
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=state["aws_endpoint_url"],
+            region_name=state["region"],
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        assert s3.get_object(Bucket=state["bucket"], Key="models/kept.txt")["Body"].read() == b"kept"
+    finally:
+        assert stop(process, signal.SIGTERM) == 0

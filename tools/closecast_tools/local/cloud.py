@@ -205,6 +205,7 @@ class LocalCloud:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=die_with_parent,
+                start_new_session=True,  # Ctrl-C at the terminal reaches the cloud, which stops moto last
             )
         self.aws_endpoint_url = f"http://{self.options.host}:{port}"
         deadline = time.monotonic() + 60
@@ -480,8 +481,8 @@ class LocalCloud:
         if self.moto is not None:
             try:
                 self._save_buckets()
-            except Exception:
-                log.exception("could not save the local buckets")
+            except Exception as exc:
+                log.warning("could not save the local buckets: %s", exc)
             self.moto.terminate()
             try:
                 self.moto.wait(timeout=10)

@@ -95,6 +95,8 @@ class _Worker:
             stderr=log,
             env=env,
             cwd=str(config.code_dir),
+            # not in the terminal's process group: Ctrl-C goes to the cloud, which ends its workers itself
+            start_new_session=True,
         )
         assert self.process.stdout is not None
         self._selector = selectors.DefaultSelector()
