@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from closecast_tools.local.cloud import client
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,15 +244,7 @@ def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> Non
         if line.startswith("ready"):
             break
     state = json.loads((state_dir / "local.json").read_text())
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=state["aws_endpoint_url"],
-        region_name=state["region"],
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    s3 = client("s3", state["aws_endpoint_url"])
     s3.put_object(Bucket=state["bucket"], Key="models/kept.txt", Body=b"kept")
     children = children_of(process.pid)
     os.killpg(process.pid, signal.SIGINT)
@@ -265,13 +259,7 @@ def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> Non
     process, _ = start_up(state_dir)
     try:
         state = json.loads((state_dir / "local.json").read_text())
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=state["aws_endpoint_url"],
-            region_name=state["region"],
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        s3 = client("s3", state["aws_endpoint_url"])
         assert s3.get_object(Bucket=state["bucket"], Key="models/kept.txt")["Body"].read() == b"kept"
     finally:
         assert stop(process, signal.SIGTERM) == 0
