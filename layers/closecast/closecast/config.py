@@ -30,8 +30,6 @@ class DatabaseConfig(_EnvModel):
 class ApiConfig(DatabaseConfig):
     """The REST resource functions."""
 
-    max_page_size: int = Field(default=1000, alias="API_MAX_PAGE_SIZE", ge=1, le=5000)
-
 
 class IngestConfig(DatabaseConfig):
     bucket: str = Field(alias="BUCKET_NAME", min_length=3)

@@ -105,7 +105,8 @@ def _ready_line(cloud: LocalCloud) -> str:
     )
 
 
-def _start(args: argparse.Namespace, signals: _Signals) -> LocalCloud | None:
+def _start(args: argparse.Namespace) -> LocalCloud | None:
+    """Start the cloud; the caller has installed `_Signals` first, so a signal now interrupts the start."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return LocalCloud(_options(args)).start()  # on any failure or signal, start() stops what it started
@@ -116,7 +117,7 @@ def _start(args: argparse.Namespace, signals: _Signals) -> LocalCloud | None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     signals = _Signals()
-    cloud = _start(args, signals)
+    cloud = _start(args)
     if cloud is None:
         return 130
     try:
@@ -207,7 +208,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from closecast_tools.local.demo import run_demo
 
     signals = _Signals()
-    cloud = _start(args, signals)
+    cloud = _start(args)
     if cloud is None:
         return 130
     try:

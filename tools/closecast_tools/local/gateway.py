@@ -7,7 +7,6 @@ import base64
 import json
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,7 +19,6 @@ from closecast_tools.local.runtime import InvokeResult
 from closecast_tools.local.template import Route
 
 MAX_BODY = 10 * 1024 * 1024  # HTTP API payload quota
-INTEGRATION_TIMEOUT_S = 30.0
 
 
 def _route_regex(path: str) -> re.Pattern[str]:
@@ -48,9 +46,6 @@ class RouteTable:
             if found and route.method in (method, "ANY"):
                 return route, {k: unquote(v) for k, v in found.groupdict().items()}
         return None
-
-    def allows_path(self, path: str) -> bool:
-        return any(regex.match(path) for _, regex in self._compiled)
 
 
 def build_event(
@@ -245,12 +240,3 @@ class LocalGateway:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -235,11 +235,6 @@ class FunctionRuntime:
             False, None, answer.get("errorType"), answer.get("errorMessage"), elapsed, request_id
         )
 
-    def warm(self, name: str) -> None:
-        """Start one instance now (so the first request does not pay the import)."""
-        worker = self._acquire(name)
-        self._release(name, worker, True)
-
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -6,7 +6,6 @@ for the caller's faults and 5xx (no internals) for ours.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -49,10 +48,18 @@ class ErrorBody(BaseModel):
     errors: list[ErrorDetail] = []
 
 
-def error_response(status: HTTPStatus, message: str, errors: Iterable[dict[str, Any]] = ()) -> Response[str]:
+def error_response(
+    status: HTTPStatus,
+    message: str,
+    errors: Iterable[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
     body = ErrorBody(message=message, errors=[ErrorDetail(**e) for e in errors])
     return Response(
-        status_code=int(status), content_type=content_types.APPLICATION_JSON, body=body.model_dump_json()
+        status_code=int(status),
+        content_type=content_types.APPLICATION_JSON,
+        body=body.model_dump_json(),
+        headers=headers,
     )
 
 
@@ -118,10 +125,9 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
     @app.exception_handler(TransientDatabaseError)
     def _busy(exc: TransientDatabaseError) -> Response[str]:
         logger.warning("database not available", extra={"error": str(exc)})
-        return Response(
-            status_code=int(HTTPStatus.SERVICE_UNAVAILABLE),
-            content_type=content_types.APPLICATION_JSON,
-            body=ErrorBody(message="database is waking up or busy; retry shortly").model_dump_json(),
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "database is waking up or busy; retry shortly",
             headers={"Retry-After": "5"},
         )
 
@@ -173,15 +179,6 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
         app.use([_reject_unknown_query])
 
     return app
-
-
-def parse_json_body(raw: str | None) -> Any:
-    if not raw:
-        raise InvalidInput("request body is empty; expected JSON", field=None)
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"request body is not JSON: {exc.msg} at char {exc.pos}", field=None) from exc
 
 
 def context_api(router: Any) -> DataApi:
