@@ -643,6 +643,25 @@ class LocalCloud:
         self.stop()
 
 
+_TOKENS: dict[str, tuple[str, float]] = {}  # user pool id -> (access token, expiry as time.time())
+_TOKENS_LOCK = threading.Lock()
+
+
+def auth_headers(state: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header for the demo user on this local cloud (a token is reused until a minute before
+    it expires); no header when the cloud runs with `--no-auth`."""
+    if not state.get("auth"):
+        return {}
+    pool = str(state["demo_user"]["user_pool_id"])
+    with _TOKENS_LOCK:
+        token, expires = _TOKENS.get(pool, ("", 0.0))
+        if time.time() > expires - 60:
+            result = sign_in(state)
+            token, expires = str(result["AccessToken"]), time.time() + float(result["ExpiresIn"])
+            _TOKENS[pool] = (token, expires)
+    return {"Authorization": f"Bearer {token}"}
+
+
 def sign_in(
     state: dict[str, Any], username: str | None = None, password: str | None = None
 ) -> dict[str, Any]:
