@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from closecast.market.schema import KAGGLE_COLUMNS
-from closecast_tools.local.cloud import CloudOptions, LocalCloud, client, repo_root
+from closecast_tools.local.cloud import CloudOptions, LocalCloud, auth_headers, client, repo_root
 from closecast_tools.market.generate import generate_frame
 from closecast_tools.market.replay import ReplayOptions, replay
 
 TRIES = 20
+HEADERS: dict[str, str] = {}  # the demo user's token: reads go through the JWT authorizer as on AWS
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -26,7 +27,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _total(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=HEADERS), timeout=30) as response:
         return int(json.loads(response.read())["total_results"])
 
 
@@ -100,6 +101,7 @@ def run() -> dict[str, Any]:
         cloud = LocalCloud(CloudOptions(root=repo_root(), state_dir=state)).start()
         restart = time.perf_counter() - started
         try:
+            HEADERS.update(auth_headers(cloud.state))
             kinesis = client("kinesis", cloud.state["aws_endpoint_url"])
             api = cloud.state["api_url"]
             # one untimed round trip, so the ingest and API functions are warm as in steady state

@@ -50,6 +50,15 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
+def api_headers(local_cloud: Any) -> dict[str, str]:
+    """The Authorization header of the local cloud's demo user (in the readers and writers groups), for tests
+    that call the HTTP API where sign-in is not the point."""
+    from closecast_tools.local.cloud import auth_headers
+
+    return auth_headers(local_cloud.state)
+
+
+@pytest.fixture
 def response_url() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A loopback stand-in for CloudFormation's pre-signed S3 URL, recording what is PUT to it."""
     received: list[dict[str, Any]] = []

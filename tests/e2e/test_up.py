@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from closecast_tools.local.cloud import client
+from closecast_tools.local.cloud import auth_headers, client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -50,14 +50,18 @@ def stop(process: subprocess.Popen[str], sig: int) -> int:
             process.kill()
 
 
-def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as response:
+def get(state: dict[str, Any], url: str) -> Any:
+    request = urllib.request.Request(url, headers=auth_headers(state))
+    with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
 
-def post(url: str, body: Any) -> int:
+def post(state: dict[str, Any], url: str, body: Any) -> int:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **auth_headers(state)},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return int(response.status)
@@ -73,7 +77,9 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
         assert state["api_url"] in ready
         assert (
             post(
-                state["api_url"] + "/date_mappings/", {"data": [{"date_id": 1, "trading_date": "2023-01-03"}]}
+                state,
+                state["api_url"] + "/date_mappings/",
+                {"data": [{"date_id": 1, "trading_date": "2023-01-03"}]},
             )
             == 201
         )
@@ -85,7 +91,7 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
     process, _ = start_up(state_dir)
     try:
         state = json.loads((state_dir / "local.json").read_text())
-        body = get(state["api_url"] + "/date_mappings/?date_id=1")
+        body = get(state, state["api_url"] + "/date_mappings/?date_id=1")
         assert body["data"] == [{"date_id": 1, "trading_date": "2023-01-03"}]
     finally:
         code = stop(process, signal.SIGINT)

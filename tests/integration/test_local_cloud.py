@@ -19,12 +19,19 @@ from closecast_tools.local.template import Template
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+HEADERS: dict[str, str] = {}  # the demo user's Authorization header (sign-in is not the point here)
+
+
+@pytest.fixture(autouse=True)
+def _signed_in(api_headers: dict[str, str]) -> None:
+    HEADERS.clear()
+    HEADERS.update(api_headers)
 
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
+        url, data=data, method=method, headers={"Content-Type": "application/json", **HEADERS}
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -246,7 +253,7 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
     model = {
         "name": "xgb-test",
-        "artifact_uri": "s3://closecast-data/models/m.ubj",
+        "artifact_uri": "s3://closecast-databucket/models/m.ubj",
         "feature_set": "v1",
         "params": {"eta": 0.1},
     }
@@ -255,7 +262,7 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     inference = {
         "model_id": created["id"],
         "date_id": 900,
-        "predictions_uri": "s3://closecast-data/predictions/p.parquet",
+        "predictions_uri": "s3://closecast-databucket/predictions/p.parquet",
         "n_rows": 10,
     }
     status, _ = http("POST", f"{api}/model-inferences/", inference)
@@ -374,21 +381,21 @@ def test_replaying_the_kaggle_example_files_lands_every_row_and_target(
             {
                 "name": "m",
                 "version": 3_000_000_000,
-                "artifact_uri": "s3://closecast-data/m",
+                "artifact_uri": "s3://closecast-databucket/m",
                 "feature_set": "v1",
             },
             "version",
         ),
         (
             "/models/",
-            {"name": "m", "artifact_uri": "s3://closecast-data/m\u0000", "feature_set": "v1"},
+            {"name": "m", "artifact_uri": "s3://closecast-databucket/m\u0000", "feature_set": "v1"},
             "artifact_uri",
         ),
         (
             "/models/",
             {
                 "name": "m",
-                "artifact_uri": "s3://closecast-data/m",
+                "artifact_uri": "s3://closecast-databucket/m",
                 "feature_set": "v1",
                 "params": {"x": "a\u0000b"},
             },
@@ -400,7 +407,7 @@ def test_replaying_the_kaggle_example_files_lands_every_row_and_target(
                 "model_id": 1,
                 "date_id": 3_000_000_000,
                 "n_rows": 1,
-                "predictions_uri": "s3://closecast-data/p",
+                "predictions_uri": "s3://closecast-databucket/p",
             },
             "date_id",
         ),
@@ -418,7 +425,9 @@ def test_values_the_database_cannot_hold_are_422_naming_the_field(
 
 
 def raw_request(url: str, method: str, body: bytes, content_type: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": content_type})
+    request = urllib.request.Request(
+        url, data=body, method=method, headers={"Content-Type": content_type, **HEADERS}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -430,7 +439,7 @@ def test_nan_in_json_body_invalid_json_and_other_media_types_get_clear_4xx(local
     """Given a body with NaN, a body that is not JSON, a body that is not UTF-8 and a text/plain body, then
     each gets a 4xx in the documented error shape (never a 500 or a dropped connection)."""
     url = local_cloud.state["api_url"] + "/models/"
-    nan = b'{"name": "m", "artifact_uri": "s3://closecast-data/m", "feature_set": "v1", "params": {"x": NaN}}'
+    nan = b'{"name": "m", "artifact_uri": "s3://closecast-databucket/m", "feature_set": "v1", "params": {"x": NaN}}'
     status, body = raw_request(url, "POST", nan, "application/json")
     assert status == 422 and body["errors"][0]["field"] == "params"
     status, body = raw_request(url, "POST", b'{"name": ', "application/json")
@@ -475,6 +484,8 @@ def test_the_gateway_answers_bad_framing_with_400_and_reads_chunked_bodies(local
     answer = raw_http(
         local_cloud,
         b"POST /date_mappings/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunked,
+        + "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items()).encode()
+        + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + chunked,
     )
     assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
