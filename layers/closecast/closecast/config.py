@@ -38,12 +38,13 @@ class DatabaseConfig(_EnvModel):
 class ApiConfig(DatabaseConfig):
     """The REST resource functions. `authorization`: `cognito-groups` (the default, as deployed: the caller's
     token groups are checked) or `none` (only `closecast up --no-auth` sets it). `bucket`: the stack's bucket,
-    where every artifact and predictions location must lie (the functions that write such locations)."""
+    where every artifact and predictions location must lie; it also turns a key in it (the original clients'
+    `model_artifact_path`, `predictions`) into an S3 URI and back."""
 
     authorization: Literal["cognito-groups", "none"] = Field(
         default="cognito-groups", alias="API_AUTHORIZATION"
     )
-    bucket: str | None = Field(default=None, alias="BUCKET_NAME", min_length=3)
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
 
 
 class MigrateConfig(DatabaseConfig):

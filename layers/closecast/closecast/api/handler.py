@@ -14,10 +14,9 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from closecast.api import auth
-from closecast.api.common import error_response, new_resolver
+from closecast.api.common import error_response, new_resolver, refuse_unreadable_body
 from closecast.config import ApiConfig, ConfigurationError, cached
 from closecast.db.client import data_api
-from closecast.db.data_api import DataApi
 
 logger = Logger()
 
@@ -25,11 +24,14 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 @lru_cache(maxsize=1)
-def _data_api() -> DataApi:
-    return data_api(cached(ApiConfig))
+def _context() -> dict[str, Any]:
+    """What every request of this process shares: `api` (the Data API) and `config` (the ApiConfig). Tests
+    replace this function to hand in a stubbed Data API."""
+    config = cached(ApiConfig)
+    return {"api": data_api(config), "config": config}
 
 
-def _payload(response: Response[str]) -> dict[str, Any]:
+def _answer(response: Response[str]) -> dict[str, Any]:
     return {
         "statusCode": response.status_code,
         "headers": {"Content-Type": "application/json"},
@@ -44,17 +46,19 @@ def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
-            config = cached(ApiConfig)
-            api = _data_api()
+            shared = _context()
         except ConfigurationError:
             logger.exception("invalid function configuration")
-            return _payload(error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"))
-        if config.authorization == "cognito-groups":
-            refused = auth.refusal(event)
-            if refused is not None:
-                logger.info("request refused", extra={"right": refused.right, "groups": refused.has})
-                return _payload(error_response(HTTPStatus.FORBIDDEN, refused.message, [refused.detail()]))
-        app.append_context(api=api, config=config)
+            return _answer(error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"))
+        if shared["config"].authorization == "cognito-groups":
+            refusal = auth.refusal(event)
+            if refusal is not None:
+                logger.info("request refused", extra={"right": refusal.right, "groups": refusal.has})
+                return _answer(error_response(HTTPStatus.FORBIDDEN, refusal.message, [refusal.detail()]))
+        refused = refuse_unreadable_body(event)
+        if refused is not None:
+            return _answer(refused)
+        app.append_context(**shared)
         return app.resolve(event, context)
 
     return handler

@@ -11,9 +11,10 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from closecast.errors import ConfigurationError
 
 
-def require_in_bucket(bucket: str | None, locations: Mapping[str, str | None]) -> None:
+def require_in_bucket(bucket: str, locations: Mapping[str, str | None]) -> None:
     """Refuse (422 naming each field) any `s3://` location outside `s3://<bucket>/`; None values are absent
-    optional fields. `bucket` comes from the function's configuration (BUCKET_NAME)."""
+    optional fields. `bucket` comes from the function's configuration (BUCKET_NAME). The original clients'
+    keys (`model_artifact_path`, `predictions`) are checked as the URIs they become."""
     if not bucket:
         raise ConfigurationError("BUCKET_NAME is not set: locations cannot be checked")
     prefix = f"s3://{bucket}/"

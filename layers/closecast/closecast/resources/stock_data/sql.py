@@ -7,22 +7,25 @@ from dataclasses import dataclass
 
 from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
-from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
+from closecast.market.schema import STORED_COLUMNS, Snapshot
 
-_COLUMNS = ", ".join(KAGGLE_COLUMNS)
+_COLUMNS = ", ".join(STORED_COLUMNS)
 _KEY = ("date_id", "seconds_in_bucket", "stock_id")
 _UPDATES = ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in KAGGLE_COLUMNS if c not in (*_KEY, "target", "row_id", "time_id")
+    f"{c} = EXCLUDED.{c}"
+    for c in STORED_COLUMNS
+    if c not in (*_KEY, "target", "row_id", "time_id", "train_type")
 )
 
-_VALUES = ", ".join(f":{c}" for c in KAGGLE_COLUMNS)
+_VALUES = ", ".join(f":{c}" for c in STORED_COLUMNS)
 
 # Re-delivery is harmless: the natural key decides, features are overwritten with the same values, and a row
-# sent again without its target keeps the target it had.
+# sent again without its target (or its train_type) keeps the one it had.
 UPSERT_SQL = (
     f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_VALUES}) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
-    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
+    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), "
+    "train_type = COALESCE(EXCLUDED.train_type, stock_data.train_type), updated_at = now()"
 )
 
 # Revealed targets live in their own table and are joined on read (view stock_data_with_target), so a target
@@ -76,6 +79,7 @@ class StockDataFilter:
     stock_id: int | None = None
     seconds_in_bucket: int | None = None
     has_target: bool | None = None
+    train_type: str | None = None
 
 
 def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageResult:
@@ -86,6 +90,7 @@ def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageRe
             "date_id_to": ("date_id <= :date_id_to", where.date_id_to),
             "stock_id": ("stock_id = :stock_id", where.stock_id),
             "seconds_in_bucket": ("seconds_in_bucket = :seconds_in_bucket", where.seconds_in_bucket),
+            "train_type": ("train_type = :train_type", where.train_type),
         }
     )
     if where.has_target is not None:
