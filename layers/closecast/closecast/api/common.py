@@ -124,11 +124,19 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_TABLES = ("stock_data", "revealed_target", "date_mapping", "model_inference", "model", "job")
+
+
 def _refused_field(exc: DatabaseError) -> str | None:
     """The column a refused value belongs to, from the constraint's name (`<table>_<column>_check`)."""
-    constraint = exc.constraint or ""
-    match = re.fullmatch(r"[a-z]+(?:_[a-z]+)*?_((?:[a-z]+_)*[a-z]+)_(?:check|key|fkey)", constraint)
-    return match.group(1) if match else None
+    match = re.fullmatch(r"(?P<table>[a-z_]+?)_(?P<column>[a-z_]+)_(?:check|key|fkey)", exc.constraint or "")
+    if match is None:
+        return None
+    for table in _TABLES:
+        prefix = f"{table}_"
+        if (exc.constraint or "").startswith(prefix):
+            return re.sub(r"_(?:check|key|fkey)$", "", (exc.constraint or "")[len(prefix) :])
+    return match.group("column")
 
 
 def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
