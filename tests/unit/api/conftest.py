@@ -21,7 +21,7 @@ from closecast.config import ApiConfig
 from closecast.db.data_api import Result
 
 REPO = Path(__file__).resolve().parents[3]
-BUCKET = "closecast-data"
+BUCKET = "closecast-databucket"  # the local cloud's name of the stack's bucket (as in events/)
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 
 Answer = Callable[[str, Mapping[str, Any]], Result | Exception | None]
@@ -140,8 +140,10 @@ def event(
     query: Mapping[str, Any] | None = None,
     body: Any = None,
     headers: Mapping[str, str] | None = None,
+    groups: Sequence[str] | None = ("writers", "readers"),
 ) -> dict[str, Any]:
-    """A payload-2.0 event as API Gateway sends it."""
+    """A payload-2.0 event as API Gateway sends it; `groups`: the caller's token groups as the JWT authorizer
+    passes them on (None: no authorizer context at all)."""
     from urllib.parse import urlencode
 
     text = body if body is None or isinstance(body, str) else json.dumps(body)
@@ -159,6 +161,9 @@ def event(
         },
         "isBase64Encoded": False,
     }
+    if groups is not None:
+        claims = {"sub": "u", "token_use": "access", "cognito:groups": "[" + " ".join(groups) + "]"}
+        result["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
     if query:
         result["queryStringParameters"] = {k: str(v) for k, v in query.items()}
     if text is not None:

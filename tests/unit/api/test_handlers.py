@@ -381,7 +381,7 @@ def test_a_model_body_is_strict(call: Call, body: dict[str, Any], status: int, f
 
 def test_an_existing_model_version_is_409_without_constraint_names(call: Call, fake_api: FakeDataApi) -> None:
     fake_api.answers.append(lambda sql, params: UNIQUE if "INSERT INTO model" in sql else None)
-    body = {"name": "m", "version": 1, "artifact_uri": "s3://b-1/k", "feature_set": "v1"}
+    body = {"name": "m", "version": 1, "artifact_uri": f"s3://{BUCKET}/k", "feature_set": "v1"}
     answered = call("models", event("POST", "/models/", body=body))
     assert answered.status == 409
     assert "model_name_version_key" not in json.dumps(answered.body)
