@@ -133,3 +133,124 @@ def test_the_migrations_resource_names_the_latest_migration(template: Template) 
     migrations = sorted((REPO / "layers/closecast/closecast/db/migrations").glob("*.sql"))
     (resource,) = [r for r in template.resources.values() if r["Type"] == "Custom::DatabaseMigrations"]
     assert resource["Properties"]["MigrationsVersion"] == migrations[-1].name.split("_", 1)[0]
+
+
+# ------------------------------------------------------------------ sign-in and least privilege
+
+
+def test_every_route_but_healthcheck_has_the_jwt_authorizer(template: Template) -> None:
+    """Given the HTTP routes, then each is guarded by the Cognito JWT authorizer except /healthcheck, which is
+    open (and is the layer's only public path)."""
+    from closecast.api.auth import PUBLIC_PATHS
+
+    routes = template.routes()
+    assert routes
+    for route in routes:
+        public = (route.path.rstrip("/") or "/") in PUBLIC_PATHS
+        assert route.authorizer == (None if public else "CognitoJwt"), route
+    assert {r.path.rstrip("/") for r in routes if r.authorizer is None} == set(PUBLIC_PATHS)
+
+
+def test_the_authorizer_trusts_our_pool_and_our_app_client_only(template: Template) -> None:
+    """Given the JWT authorizer, then its issuer is the user pool's URL, its audience the app client, its token
+    the Authorization header, and it is the API's default."""
+    (spec,) = template.jwt_authorizers().values()
+    assert spec.issuer == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    assert spec.audience == [{"Ref": "UserPoolClient"}]
+    assert spec.identity_source == "$request.header.Authorization"
+    assert template.resources["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == spec.name
+
+
+def test_the_user_pool_is_admin_only_with_a_strong_password_policy(template: Template) -> None:
+    """Given the user pool and its app client, then nobody signs themselves up, passwords are long with every
+    character class, and the client has no secret and the password, SRP and refresh flows only."""
+    pool = template.resources["UserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    policy = pool["Policies"]["PasswordPolicy"]
+    assert policy["MinimumLength"] >= 12
+    assert all(
+        policy[k] for k in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols")
+    )
+    app = template.resources["UserPoolClient"]["Properties"]
+    assert app["GenerateSecret"] is False
+    assert set(app["ExplicitAuthFlows"]) == {
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    }
+
+
+def test_the_pool_groups_are_the_ones_the_functions_check(template: Template) -> None:
+    """Given the template's user pool groups, then they are exactly the readers and writers groups the API's
+    rights check knows."""
+    from closecast.api.auth import READERS, WRITERS
+
+    groups = {
+        template.resources[g]["Properties"]["GroupName"]
+        for g in template.of_type("AWS::Cognito::UserPoolGroup")
+    }
+    assert groups == {READERS, WRITERS}
+
+
+def _secret_reads(spec: object) -> list[object]:
+    """The secrets a function may read: its SAM GetSecretValue policy templates and inline statements."""
+    found: list[object] = []
+    for policy in spec.properties.get("Policies", []):  # type: ignore[attr-defined]
+        if isinstance(policy, dict) and "AWSSecretsManagerGetSecretValuePolicy" in policy:
+            found.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"])
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if "secretsmanager" in str(statement["Action"]):
+                found.append(statement["Resource"])
+    return found
+
+
+MASTER = {"Fn::GetAtt": ["DatabaseCluster", "MasterUserSecret.SecretArn"]}
+READER = {"Ref": "DatabaseReaderSecret"}
+WRITER = {"Ref": "DatabaseWriterSecret"}
+
+
+def test_each_function_reads_only_its_own_secret_and_only_migrate_the_master(template: Template) -> None:
+    """Given every function, then the only secret it may read is the one its DB_SECRET_ARN names (the migrate
+    function also the two role secrets whose passwords it sets); the master secret belongs to migrate alone;
+    no shared managed policy grants any secret; and Globals name no secret."""
+    assert "DB_SECRET_ARN" not in template.doc["Globals"]["Function"]["Environment"]["Variables"]
+    for policy_id in template.of_type("AWS::IAM::ManagedPolicy"):
+        statements = template.resources[policy_id]["Properties"]["PolicyDocument"]["Statement"]
+        assert not any("secretsmanager" in str(s["Action"]) for s in statements), policy_id
+    for logical_id, spec in template.functions.items():
+        reads = _secret_reads(spec)
+        own = spec.environment.get("DB_SECRET_ARN")
+        if logical_id == "MigrateFunction":
+            assert own == MASTER
+            assert sorted(map(str, reads)) == sorted(map(str, [MASTER, READER, WRITER]))
+            assert spec.environment["DB_READER_SECRET_ARN"] == READER
+            assert spec.environment["DB_WRITER_SECRET_ARN"] == WRITER
+        else:
+            assert reads == ([own] if own is not None else []), logical_id
+            assert own != MASTER, logical_id
+
+
+def test_get_routes_use_the_reader_secret_and_writes_the_writer_secret(template: Template) -> None:
+    """Given the HTTP routes, then a function behind a GET route holds the reader secret, one behind a POST the
+    writer secret (so no function serves both), and the stream's ingest function writes as the writer."""
+    for route in template.routes():
+        secret = template.functions[route.function].environment["DB_SECRET_ARN"]
+        assert secret == (READER if route.method == "GET" else WRITER), route
+    assert template.functions["IngestFunction"].environment["DB_SECRET_ARN"] == WRITER
+
+
+def test_the_role_secrets_name_the_roles_migration_0004_creates(template: Template) -> None:
+    """Given the reader and writer secrets, then their usernames are the roles the migration creates and the
+    migrate function sets passwords for."""
+    import json
+
+    from closecast.db.roles import ROLES
+
+    sql = (REPO / "layers/closecast/closecast/db/migrations/0004_roles.sql").read_text()
+    names = []
+    for logical_id in ("DatabaseReaderSecret", "DatabaseWriterSecret"):
+        spec = template.resources[logical_id]["Properties"]["GenerateSecretString"]
+        assert spec["GenerateStringKey"] == "password" and spec["PasswordLength"] >= 32
+        names.append(json.loads(spec["SecretStringTemplate"])["username"])
+    assert tuple(names) == ROLES
+    assert all(f"CREATE ROLE {name} LOGIN" in sql for name in names)

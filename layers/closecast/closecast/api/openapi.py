@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from closecast import __version__
+from closecast.api.auth import PUBLIC_PATHS
 from closecast.api.common import ERROR_STATUSES, new_resolver
 from closecast.resources.date_mappings import routes as date_mappings
 from closecast.resources.healthcheck import routes as healthcheck
@@ -33,6 +34,7 @@ def document() -> str:
     )
     doc = json.loads(schema)
     _our_validation_errors(doc)
+    _sign_in(doc)
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -53,3 +55,21 @@ def _our_validation_errors(doc: dict[str, Any]) -> None:
                 }
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+
+
+def _sign_in(doc: dict[str, Any]) -> None:
+    """Every operation but the public ones takes a Cognito token (the HTTP API's JWT authorizer)."""
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "cognito": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A Cognito access or ID token of the stack's user pool (`closecast token` locally). "
+            "Reading needs the readers or writers group; writing the writers group.",
+        }
+    }
+    doc["security"] = [{"cognito": []}]
+    for path, operations in doc.get("paths", {}).items():
+        if (path.rstrip("/") or "/") in PUBLIC_PATHS:
+            for operation in operations.values():
+                operation["security"] = []
