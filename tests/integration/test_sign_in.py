@@ -25,7 +25,7 @@ from closecast_tools.local.cloud import CloudOptions, LocalCloud, client, sign_i
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-ROWS = {"data": [{"date_id": 4001, "trading_date": "2024-01-02"}]}
+ROWS = {"data": [{"date_id": 4001, "trading_date": "2031-01-02"}]}  # a date no other test maps
 
 
 def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -160,7 +160,7 @@ def test_a_reader_reads_but_posting_is_403_naming_the_missing_right(api: str, re
     """Given a user in `readers` only, then GET is 200 and POST is 403 with a JSON body naming the write right,
     and nothing is stored."""
     assert http("GET", f"{api}/stock_data/", token=reader_token)[0] == 200
-    body = {"data": [{"date_id": 4002, "trading_date": "2024-01-03"}]}
+    body = {"data": [{"date_id": 4002, "trading_date": "2031-01-03"}]}
     status, answer = http("POST", f"{api}/date_mappings/", body, token=reader_token)
     assert status == 403
     assert answer["message"] == "forbidden: write access needs the writers group"

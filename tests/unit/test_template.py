@@ -220,6 +220,8 @@ def test_each_function_reads_only_its_own_secret_and_only_migrate_the_master(tem
     for logical_id, spec in template.functions.items():
         reads = _secret_reads(spec)
         own = spec.environment.get("DB_SECRET_ARN")
+        if {"Ref": "DataApiAccessPolicy"} in spec.properties.get("Policies", []):
+            assert own is not None, f"{logical_id} uses the Data API but names no secret of its own"
         if logical_id == "MigrateFunction":
             assert own == MASTER
             assert sorted(map(str, reads)) == sorted(map(str, [MASTER, READER, WRITER]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -156,7 +157,9 @@ def test_statement_splitting_rule() -> None:
 
 @pytest.mark.unit
 def test_shipped_migrations_split_into_single_statements() -> None:
-    # Given the shipped files / When split / Then no statement still contains a statement separator
+    # Given the shipped files / When split / Then no statement still contains a statement separator (outside
+    # dollar-quoted bodies, whose statements belong to the function or DO block)
     for migration in load_migrations():
         for statement in migration.statements:
-            assert ";\n" not in statement, (migration.version, statement[:80])
+            outside = re.sub(r"(\$[A-Za-z_]*\$).*?\1", "", statement, flags=re.S)
+            assert ";\n" not in outside, (migration.version, statement[:80])
