@@ -97,16 +97,3 @@ def same_or_either(
     if value is None and not optional:
         raise InvalidInput(f"give `{name}` (or `{other}`)", field=name)
     return value
-
-
-_DIGITS = re.compile(r"^[0-9]{1,19}$")
-
-
-def _digits_only(value: Any) -> Any:
-    if isinstance(value, str) and not _DIGITS.fullmatch(value):
-        raise ValueError("must be a whole number written with digits only")
-    return value
-
-
-# An integer query parameter: digits only (`1.0`, `1_000`, `+1`, ` 1` are refused, not read as 1 or 1000).
-QueryInt = Annotated[int, BeforeValidator(_digits_only)]

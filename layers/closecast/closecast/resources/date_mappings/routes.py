@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from closecast.api.common import READ_ERRORS, WRITE_ERRORS, PageEnvelope, context_api, documented
-from closecast.api.types import MAX_PAGE, IsoDate, QueryInt
+from closecast.api.types import MAX_PAGE, IsoDate
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.market.schema import MAX_DATE_ID
@@ -24,9 +24,9 @@ LIST_PARAMS = {"page", "page_size", "date_id", "date", "date_from", "date_to"}
 @router.get("/date_mappings", summary="List date mappings", responses=documented(200, *READ_ERRORS))
 @router.get("/date_mappings/", include_in_schema=False)
 def list_date_mappings(
-    page: Annotated[QueryInt, Query(ge=1, le=MAX_PAGE)] = 1,
-    page_size: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
-    date_id: Annotated[QueryInt | None, Query(ge=0, le=MAX_DATE_ID)] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
     date: Annotated[IsoDate | None, Query(description="the trading date")] = None,
     date_from: Annotated[IsoDate | None, Query()] = None,
     date_to: Annotated[IsoDate | None, Query()] = None,

@@ -16,7 +16,7 @@ from closecast.api.common import (
     context_bucket,
     documented,
 )
-from closecast.api.types import INT8_MAX, MAX_PAGE, QueryInt, bucket_key, bucket_uri, same_or_either
+from closecast.api.types import INT8_MAX, MAX_PAGE, bucket_key, bucket_uri, same_or_either
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.market.schema import MAX_DATE_ID
@@ -38,10 +38,10 @@ def record(row: dict[str, Any], bucket: str) -> ModelInferenceRecord:
 @router.get("/model-inferences", summary="List model inferences", responses=documented(200, *READ_ERRORS))
 @router.get("/model-inferences/", include_in_schema=False)
 def list_model_inferences(
-    page: Annotated[QueryInt, Query(ge=1, le=MAX_PAGE)] = 1,
-    page_size: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
-    model_id: Annotated[QueryInt | None, Query(ge=1, le=INT8_MAX)] = None,
-    date_id: Annotated[QueryInt | None, Query(ge=0, le=MAX_DATE_ID)] = None,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
+    model_id: Annotated[int | None, Query(ge=1, le=INT8_MAX)] = None,
+    date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
 ) -> PageEnvelope[ModelInferenceRecord]:
     result = sql.list_model_inferences(
         context_api(router), PageRequest(page, page_size), model_id=model_id, date_id=date_id

@@ -16,7 +16,7 @@ from closecast.api.common import (
     context_bucket,
     documented,
 )
-from closecast.api.types import INT8_MAX, MAX_PAGE, QueryInt, bucket_key, bucket_uri, same_or_either
+from closecast.api.types import INT8_MAX, MAX_PAGE, bucket_key, bucket_uri, same_or_either
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.resources.models import sql
@@ -44,11 +44,11 @@ def record(row: dict[str, Any], bucket: str) -> ModelRecord:
 @router.get("/models", summary="List models", responses=documented(200, *READ_ERRORS))
 @router.get("/models/", include_in_schema=False)
 def list_models(
-    page: Annotated[QueryInt, Query(ge=1, le=MAX_PAGE)] = 1,
-    page_size: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     name: NameQuery = None,
     model_name: NameQuery = None,
-    model_id: Annotated[QueryInt | None, Query(ge=1, le=INT8_MAX)] = None,
+    model_id: Annotated[int | None, Query(ge=1, le=INT8_MAX)] = None,
 ) -> PageEnvelope[ModelRecord]:
     result = sql.list_models(
         context_api(router), PageRequest(page, page_size), name=name, model_name=model_name, model_id=model_id

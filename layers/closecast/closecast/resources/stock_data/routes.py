@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
 from closecast.api.common import READ_ERRORS, WRITE_ERRORS, PageEnvelope, context_api, documented
-from closecast.api.types import MAX_PAGE, QueryInt
+from closecast.api.types import MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.market.schema import MAX_DATE_ID, MAX_STOCK_ID, TRAIN_TYPE_PATTERN
@@ -36,7 +36,7 @@ LIST_PARAMS = {
     "has_target",
     "train_type",
 }
-DateIdQuery = Annotated[QueryInt | None, Query(ge=0, le=MAX_DATE_ID)]
+DateIdQuery = Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)]
 
 
 def _highest(*values: int | None) -> int | None:
@@ -52,19 +52,19 @@ def _lowest(*values: int | None) -> int | None:
 @router.get("/stock_data", summary="List auction snapshots", responses=documented(200, *READ_ERRORS))
 @router.get("/stock_data/", include_in_schema=False)
 def list_stock_data(
-    page: Annotated[QueryInt, Query(ge=1, le=MAX_PAGE)] = 1,
-    page_size: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     date_id: DateIdQuery = None,
     date_id_from: DateIdQuery = None,
     date_id_to: DateIdQuery = None,
     start_date_id: Annotated[
-        QueryInt | None, Query(ge=0, le=MAX_DATE_ID, description="first date_id (inclusive); as date_id_from")
+        int | None, Query(ge=0, le=MAX_DATE_ID, description="first date_id (inclusive); as date_id_from")
     ] = None,
     end_date_id: Annotated[
-        QueryInt | None, Query(ge=0, le=MAX_DATE_ID, description="last date_id (inclusive); as date_id_to")
+        int | None, Query(ge=0, le=MAX_DATE_ID, description="last date_id (inclusive); as date_id_to")
     ] = None,
-    stock_id: Annotated[QueryInt | None, Query(ge=0, le=MAX_STOCK_ID)] = None,
-    seconds_in_bucket: Annotated[QueryInt | None, Query(ge=0, le=540, multiple_of=10)] = None,
+    stock_id: Annotated[int | None, Query(ge=0, le=MAX_STOCK_ID)] = None,
+    seconds_in_bucket: Annotated[int | None, Query(ge=0, le=540, multiple_of=10)] = None,
     has_target: Annotated[bool | None, Query()] = None,
     train_type: Annotated[str | None, Query(min_length=1, max_length=32, pattern=TRAIN_TYPE_PATTERN)] = None,
 ) -> PageEnvelope[Snapshot]:
