@@ -450,3 +450,27 @@ def test_healthcheck_is_503_when_the_database_does_not_answer(call: Call, fake_a
     answered = call("healthcheck", event("GET", "/healthcheck/"))
     assert answered.status == 503
     assert answered.body["database"] == "unreachable"
+
+
+# ------------------------------------------------------------------ strict ids in queries
+
+
+@pytest.mark.parametrize("value", ["1.0", "1_000", "+1", " 1", "1e2", "true", "-1"])
+@pytest.mark.parametrize(
+    ("function", "path", "name"),
+    [
+        ("stock_data", "/stock_data/", "date_id"),
+        ("stock_data", "/stock_data/", "start_date_id"),
+        ("stock_data", "/stock_data/", "page"),
+        ("date_mappings", "/date_mappings/", "date_id"),
+        ("models", "/models/", "model_id"),
+        ("model_inferences", "/model-inferences/", "model_id"),
+    ],
+)
+def test_an_id_in_the_query_is_digits_only(
+    call: Call, function: str, path: str, name: str, value: str
+) -> None:
+    """Given an id written as anything but digits, then 422 naming it (never read as a nearby number)."""
+    answered = call(function, event("GET", path, {name: value}))
+    assert answered.status == 422
+    assert answered.body["errors"][0]["field"] == name

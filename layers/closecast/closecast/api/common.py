@@ -7,6 +7,7 @@ for the caller's faults and 5xx (no internals) for ours.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
@@ -139,6 +140,38 @@ def _refused_field(exc: DatabaseError) -> str | None:
     return match.group("column")
 
 
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def _is_int(annotation: Any) -> bool:
+    return annotation is int or (
+        int in typing.get_args(annotation) and bool not in typing.get_args(annotation)
+    )
+
+
+def _digits_only_ids(app: APIGatewayHttpResolver, next_middleware: Callable[..., Any]) -> Any:
+    """Strict ids: an integer query parameter is digits only. Validation (which runs first) reads `1.0`, `+1`
+    or `1_000` as numbers; here they are refused, naming the parameter."""
+    route = app.context.get("_route")
+    query = app.current_event.query_string_parameters or {}
+    if route is not None and query:
+        bad = [
+            field.alias
+            for field in route.dependant.query_params
+            if _is_int(field.type_) and field.alias in query and not _DIGITS.fullmatch(query[field.alias])
+        ]
+        if bad:
+            return error_response(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "request validation failed",
+                [
+                    {"field": name, "location": "query", "message": "must be a whole number in digits"}
+                    for name in bad
+                ],
+            )
+    return next_middleware(app)
+
+
 def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
     """A resolver with validation on and closecast's error mapping. `allowed_query` maps a path to the query
     parameters it takes, so that an unknown one (a typo such as `?dateid=`) is refused instead of ignored."""
@@ -218,6 +251,8 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
     def _config(exc: ConfigurationError) -> Response[str]:
         logger.exception("configuration error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    app.use([_digits_only_ids])
 
     if allowed_query:
 
