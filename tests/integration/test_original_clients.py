@@ -16,12 +16,21 @@ import pytest
 from closecast_tools.local.cloud import client
 
 pytestmark = pytest.mark.integration
+HEADERS: dict[str, str] = {}  # the demo user's Authorization header (the original's calls plus a token)
+
+
+@pytest.fixture(autouse=True)
+def _signed_in(api_headers: dict[str, str]) -> None:
+    HEADERS.clear()
+    HEADERS.update(api_headers)
 
 
 def request(
     method: str, url: str, data: bytes | None = None, content_type: str = "application/json"
 ) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": content_type})
+    req = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": content_type, **HEADERS}
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             status, raw, media = response.status, response.read(), response.headers.get("Content-Type", "")
