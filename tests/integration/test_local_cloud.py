@@ -28,6 +28,20 @@ def _signed_in(api_headers: dict[str, str]) -> None:
     HEADERS.update(api_headers)
 
 
+FEATURES = (
+    "imbalance_size",
+    "reference_price",
+    "matched_size",
+    "far_price",
+    "near_price",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+    "wap",
+)
+
+
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -250,7 +264,7 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     )
     assert status == 201
     _, listed = http("GET", f"{api}/date_mappings/?date_id=900")
-    assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
+    assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02", "date": "2024-01-02"}]
     model = {
         "name": "xgb-test",
         "artifact_uri": "s3://closecast-databucket/models/m.ubj",
@@ -366,6 +380,7 @@ def test_replaying_the_kaggle_example_files_lands_every_row_and_target(
                         "date_id": 3_000_000_000,
                         "seconds_in_bucket": 0,
                         "imbalance_buy_sell_flag": 0,
+                        **dict.fromkeys(FEATURES),
                     }
                 ]
             },

@@ -368,9 +368,9 @@ def test_the_original_model_body_registers_a_model(call: Call, fake_api: FakeDat
         ({"model_name": "m", "version": True, "model_artifact_path": "k"}, 422, "version"),
         ({"model_name": "m", "model_artifact_path": "k", "date_id": "380"}, 422, "date_id"),
         ({"model_name": "m", "model_artifact_path": "k", "owner": "me"}, 422, "owner"),
-        ({"model_artifact_path": "k"}, 400, "name"),
-        ({"model_name": "m"}, 400, "artifact_uri"),
-        ({"name": "a", "model_name": "b", "model_artifact_path": "k"}, 400, "model_name"),
+        ({"model_artifact_path": "k"}, 422, "name"),
+        ({"model_name": "m"}, 422, "artifact_uri"),
+        ({"name": "a", "model_name": "b", "model_artifact_path": "k"}, 422, "model_name"),
     ],
 )
 def test_a_model_body_is_strict(call: Call, body: dict[str, Any], status: int, field: str) -> None:

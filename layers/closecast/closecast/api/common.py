@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from closecast.config import ConfigurationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError, ResponseTooLarge, TransientDatabaseError
-from closecast.errors import Conflict, InvalidInput, NotFound
+from closecast.errors import Conflict, InvalidInput, NotFound, Unprocessable
 
 logger = Logger(child=True)
 
@@ -204,7 +204,8 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
 
     @app.exception_handler(InvalidInput)
     def _bad(exc: InvalidInput) -> Response[str]:
-        return error_response(HTTPStatus.BAD_REQUEST, exc.message, exc.details())
+        status = HTTPStatus.UNPROCESSABLE_ENTITY if isinstance(exc, Unprocessable) else HTTPStatus.BAD_REQUEST
+        return error_response(status, exc.message, exc.details())
 
     @app.exception_handler(NotFound)
     def _missing(exc: NotFound) -> Response[str]:
