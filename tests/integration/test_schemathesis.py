@@ -50,7 +50,7 @@ def test_fuzzing_the_openapi_document_finds_no_server_error_and_no_undocumented_
             "--report-ndjson-path",
             str(report),
         ],
-        cwd=REPO,
+        cwd=tmp_path,  # schemathesis keeps its cache (.schemathesis/) in the working directory
         capture_output=True,
         text=True,
         timeout=900,

@@ -474,3 +474,10 @@ def test_an_id_in_the_query_is_digits_only(
     answered = call(function, event("GET", path, {name: value}))
     assert answered.status == 422
     assert answered.body["errors"][0]["field"] == name
+
+
+def test_a_get_with_a_body_ignores_it(call: Call) -> None:
+    answered = call(
+        "stock_data", event("GET", "/stock_data/", body="x", headers={"content-type": "text/plain"})
+    )
+    assert answered.status == 200

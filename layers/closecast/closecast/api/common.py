@@ -61,7 +61,7 @@ ERROR_STATUSES: dict[int, str] = {
     422: "Request validation failed (the body names each field)",
     503: "The database is waking up or busy; retry after Retry-After seconds",
 }
-READ_ERRORS = (400, 401, 403, 422, 503)
+READ_ERRORS = (400, 401, 403, 413, 422, 503)
 WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 503)
 
 
@@ -85,8 +85,9 @@ def documented(
 def refuse_unreadable_body(event: dict[str, Any]) -> Response[str] | None:
     """A body that is not JSON is a 415 before anything parses it (multipart with or without a boundary, form
     data, text); a missing Content-Type means JSON, as API Gateway's clients expect."""
-    if not event.get("body"):
-        return None
+    method = str((event.get("requestContext") or {}).get("http", {}).get("method", "")).upper()
+    if not event.get("body") or method not in ("POST", "PUT", "PATCH"):
+        return None  # a GET's body is ignored, as API Gateway's integrations do
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type in ("", "application/json"):
