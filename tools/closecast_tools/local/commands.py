@@ -57,6 +57,13 @@ def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
         "--database-url", default=None, help="use this PostgreSQL instead of the embedded one"
     )
     parser.add_argument("--port", type=int, default=0, help="HTTP API port (default: a free one)")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as `sam deploy --parameter-overrides` takes them",
+    )
 
 
 def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
@@ -67,7 +74,19 @@ def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
         database_url=args.database_url,
         api_port=getattr(args, "port", 0),
         pollers=pollers,
+        parameter_overrides=parse_overrides(getattr(args, "parameter_overrides", [])),
     )
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """`Name=Value` pairs (ParameterKey=...,ParameterValue=... is not needed locally)."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--parameter-overrides: expected NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    return overrides
 
 
 class Interrupted(Exception):
@@ -156,6 +175,26 @@ def resolve_function(template: Template, name: str) -> str:
     )
 
 
+def local_runtime(
+    template: Template, root: Path, state: dict[str, Any], state_dir: Path, functions: list[str]
+) -> FunctionRuntime:
+    """A runtime for `functions` with the environment the running local cloud (`state`) gives them."""
+    resources = LocalResources(refs=state["resources"]["refs"], attrs=state["resources"]["attrs"])
+    parameters = template_parameters(template, state.get("parameter_overrides") or {})
+    configs = {}
+    for logical_id in functions:
+        env = function_environment(
+            template,
+            parameters,
+            resources,
+            logical_id,
+            aws_endpoint_url=state["aws_endpoint_url"],
+            data_api_url=state["data_api_endpoint_url"],
+        )
+        configs[logical_id] = function_config(template, root, logical_id, env)
+    return FunctionRuntime(configs, state_dir / "logs", max_instances=1)
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     root = repo_root()
     state_dir = (args.state_dir or root / ".closecast").resolve()
@@ -171,20 +210,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         cloud.start()
         state = cloud.state
     try:
-        resources = LocalResources(refs=state["resources"]["refs"], attrs=state["resources"]["attrs"])
-        env = function_environment(
-            template,
-            template_parameters(template),
-            resources,
-            logical_id,
-            aws_endpoint_url=state["aws_endpoint_url"],
-            data_api_url=state["data_api_endpoint_url"],
-        )
-        runtime = FunctionRuntime(
-            {logical_id: function_config(template, root, logical_id, env)},
-            state_dir / "logs",
-            max_instances=1,
-        )
+        runtime = local_runtime(template, root, state, state_dir, [logical_id])
         try:
             result = runtime.invoke(logical_id, event)
         finally:
