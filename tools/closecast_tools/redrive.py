@@ -228,7 +228,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--queue-url", help="the on-failure queue (default: from the stack or local cloud)")
     parser.add_argument("--function", help="the ingest function (default: from the stack or the template)")
     parser.add_argument("--region", help="AWS region")
-    parser.add_argument("--state-dir", type=Path, default=None, help="local cloud state (default .closecast/)")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="local cloud state (default .closecast/)"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="records per invocation")
     parser.add_argument("--attempts", type=int, default=5, help="tries per batch before a message is kept")
     parser.set_defaults(func=cmd_redrive, aws=False)
@@ -322,4 +324,3 @@ def _mapping_of(template: Any, state: dict[str, Any], queue_url: Any) -> tuple[s
         if queue_url in urls:
             return mapping.function, int(props.get("BatchSize", 100))
     raise ValueError(f"no Kinesis mapping of the template sends its failures to {queue_url}")
-

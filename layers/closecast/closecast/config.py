@@ -25,6 +25,8 @@ class DatabaseConfig(_EnvModel):
     cluster_arn: str = Field(alias="DB_CLUSTER_ARN", pattern=r"^arn:aws[\w-]*:rds:")
     secret_arn: str = Field(alias="DB_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
     database: str = Field(alias="DB_NAME", min_length=1)
+    # how long one call keeps retrying while the database is unavailable or resuming (~15 s from auto-pause)
+    data_api_retry_seconds: float = Field(default=30.0, alias="DATA_API_RETRY_SECONDS", ge=0, le=600)
 
 
 class ApiConfig(DatabaseConfig):

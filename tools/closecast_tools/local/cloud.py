@@ -34,7 +34,7 @@ from closecast_tools.local.poller import (
     SqsMapping,
     SqsPoller,
 )
-from closecast_tools.local.postgres import PostgresServer, open_postgres
+from closecast_tools.local.postgres import EmbeddedPostgres, PostgresServer, open_postgres, start_embedded
 from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult, die_with_parent
 from closecast_tools.local.template import Template, TemplateError, resolve
 
@@ -158,7 +158,9 @@ class CloudOptions:
     api_port: int = 0
     max_instances: int = 2
     pollers: bool = True
-    parameter_overrides: dict[str, str] = field(default_factory=dict)  # like `sam deploy --parameter-overrides`
+    parameter_overrides: dict[str, str] = field(
+        default_factory=dict
+    )  # like `sam deploy --parameter-overrides`
 
 
 class LocalCloud:
@@ -456,6 +458,20 @@ class LocalCloud:
 
     def _bucket_dir(self) -> Path:
         return self.options.state_dir / "s3"
+
+    # ------------------------------------------------------------------ drills
+    def stop_database(self) -> None:
+        """Stop the embedded PostgreSQL, data kept (an outage drill): meanwhile the Data API answers
+        `DatabaseUnavailableException`, as for a cluster that cannot be reached."""
+        if not isinstance(self.postgres, EmbeddedPostgres):
+            raise RuntimeError("only the embedded PostgreSQL can be stopped and started by the local cloud")
+        self.postgres.stop()
+
+    def start_database(self) -> None:
+        """Start the embedded PostgreSQL again on the same data (the Data API reconnects by itself)."""
+        if not isinstance(self.postgres, EmbeddedPostgres):
+            raise RuntimeError("only the embedded PostgreSQL can be stopped and started by the local cloud")
+        self.postgres = start_embedded(self.options.state_dir / "pg")
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:

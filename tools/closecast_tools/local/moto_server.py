@@ -123,7 +123,9 @@ def install(disk: S3Disk) -> _Pending:
         pending.loading = True
         try:
             for key_name, body, metadata in disk.objects(bucket_name):
-                put_object(self, bucket_name, key_name, body, disable_notification=True).set_metadata(metadata)
+                put_object(self, bucket_name, key_name, body, disable_notification=True).set_metadata(
+                    metadata
+                )
             for key_name, path in disk.legacy_files(bucket_name):
                 body = path.read_bytes()
                 put_object(self, bucket_name, key_name, body, disable_notification=True)
@@ -141,13 +143,14 @@ def install(disk: S3Disk) -> _Pending:
 
 def flush(disk: S3Disk, pending: _Pending) -> None:
     """Write the current state of every object the request changed (its latest version, or its absence)."""
+    from moto.s3.exceptions import MissingBucket
     from moto.s3.models import FakeKey
 
     changed, pending.changed = pending.changed, []
     for backend, bucket_name, key_name in dict.fromkeys(changed):
         try:
             bucket = backend.get_bucket(bucket_name)
-        except Exception:  # the bucket is gone: nothing of it to keep
+        except MissingBucket:  # the bucket is gone: nothing of it to keep
             continue
         key = bucket.keys.get(key_name)
         if isinstance(key, FakeKey):
