@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "closecast_tools.market.commands",
     "closecast_tools.openapi",
     "closecast_tools.redrive",
+    "closecast_tools.calendar",
 )
 
 

@@ -160,19 +160,16 @@ def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
     return parsed, []
 
 
-def _write(api: DataApi, items: Sequence[Parsed]) -> tuple[int, int]:
-    rows: dict[tuple[int, int, int], Snapshot] = {}
-    for item in items:  # later records win within a batch (Kinesis keeps order per shard)
-        for row in item.rows:
-            rows[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
-    # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
-    written = stock_data.upsert(api, [rows[key] for key in sorted(rows)])
-    targets = sorted(
-        (t for item in items for t in item.targets),
-        key=lambda t: (t.date_id, t.seconds_in_bucket, t.stock_id),
+def _write(api: DataApi, items: Sequence[Parsed], date_of: stock_data.DateOf | None) -> tuple[int, int]:
+    """One bulk write of the items' rows and targets (later records win within a batch: Kinesis keeps order
+    per shard), creating the date mappings of new date_ids."""
+    result = stock_data.write(
+        api,
+        [row for item in items for row in item.rows],
+        [t for item in items for t in item.targets],
+        date_of=date_of,
     )
-    revealed = stock_data.reveal_targets(api, targets)
-    return written, revealed
+    return result.rows, result.targets
 
 
 def _refused(exc: Exception) -> bool:
@@ -182,18 +179,24 @@ def _refused(exc: Exception) -> bool:
     return isinstance(exc, ValueError | TypeError)  # a value the Data API cannot even carry
 
 
-def _write_isolating(api: DataApi, item: Parsed, outcome: BatchOutcome, failed: set[str]) -> None:
+def _write_isolating(
+    api: DataApi,
+    item: Parsed,
+    outcome: BatchOutcome,
+    failed: set[str],
+    date_of: stock_data.DateOf | None,
+) -> None:
     """Write one record's rows; when the database refuses some, halve until each refused row stands alone and
     quarantine just those."""
     try:
-        rows, targets = _write(api, [item])
+        rows, targets = _write(api, [item], date_of)
     except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if not _refused(exc):
             failed.add(item.record.sequence_number)
             return
         if item.size() > 1:
             for half in item.halves():
-                _write_isolating(api, half, outcome, failed)
+                _write_isolating(api, half, outcome, failed, date_of)
             return
         index = item.row_indices[0] if item.rows else None
         outcome.rejections.append(Rejection(item.record, f"refused by the database: {exc}", row_index=index))
@@ -255,7 +258,12 @@ def quarantine_entries(rejections: Sequence[Rejection]) -> list[QuarantineEntry]
 Quarantine = Callable[[Sequence[QuarantineEntry]], set[str]]
 
 
-def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Quarantine) -> BatchOutcome:
+def process_batch(
+    api: DataApi,
+    records: Sequence[StreamRecord],
+    quarantine: Quarantine,
+    date_of: stock_data.DateOf | None = None,
+) -> BatchOutcome:
     outcome = BatchOutcome()
     failed: set[str] = set()
     parsed_items: list[Parsed] = []
@@ -272,12 +280,12 @@ def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Qua
 
     writable = [p for p in parsed_items if p.size()]
     try:
-        outcome.rows_written, outcome.targets_revealed = _write(api, writable)
+        outcome.rows_written, outcome.targets_revealed = _write(api, writable, date_of)
     except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if _refused(exc):
             # something in the batch is refused: find it, record by record and then row by row
             for item in writable:
-                _write_isolating(api, item, outcome, failed)
+                _write_isolating(api, item, outcome, failed, date_of)
         else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
             failed.update(p.record.sequence_number for p in writable)
 

@@ -42,7 +42,7 @@ def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
                 "headers": {"Content-Type": "application/json"},
                 "body": response.body,
             }
-        app.append_context(api=api)
+        app.append_context(api=api, date_of=cached(ApiConfig).date_of)
         return app.resolve(event, context)
 
     return handler

@@ -52,7 +52,8 @@ def list_stock_data(
 @router.post("/stock_data", summary="Create or replace auction snapshots")
 @router.post("/stock_data/", include_in_schema=False)
 def create_stock_data(body: Annotated[StockDataCreate, Body()]) -> Response[Any]:
-    rows = sql.upsert(context_api(router), body.data)
+    # as on the stream: the date mappings of new date_ids are created with the rows
+    rows = sql.upsert(context_api(router), body.data, date_of=router.context.get("date_of"))
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,

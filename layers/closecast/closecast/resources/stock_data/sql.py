@@ -1,41 +1,75 @@
-"""All SQL on `stock_data`."""
+"""All SQL on `stock_data` (and `revealed_target`, which is read with it).
+
+Writes go in bulk: one statement per chunk of up to ~4 MiB, the rows travelling as ONE JSON text parameter that
+PostgreSQL expands with `json_to_recordset` into a multi-row upsert (`BatchExecuteStatement` with one parameter
+set per row runs one INSERT per row and is 10-20x slower). The same statement upserts the revealed targets and
+creates the date mappings of new date_ids (data-modifying CTEs), so a batch is usually one Data API call.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from closecast.db.data_api import DataApi
+from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
+from closecast.resources.date_mappings.sql import INSERT_NEW_FROM_JSON_SQL
 
-_COLUMNS = ", ".join(KAGGLE_COLUMNS)
 _KEY = ("date_id", "seconds_in_bucket", "stock_id")
-_UPDATES = ", ".join(
-    f"{c} = EXCLUDED.{c}" for c in KAGGLE_COLUMNS if c not in (*_KEY, "target", "row_id", "time_id")
+# train_type (the original's provenance tag) is written when the row model carries it (migration 0003)
+WRITE_COLUMNS: tuple[str, ...] = KAGGLE_COLUMNS + (
+    ("train_type",) if "train_type" in Snapshot.model_fields else ()
 )
-
-_VALUES = ", ".join(f":{c}" for c in KAGGLE_COLUMNS)
+_TYPES = {
+    "stock_id": "integer",
+    "date_id": "integer",
+    "seconds_in_bucket": "integer",
+    "imbalance_buy_sell_flag": "smallint",
+    "time_id": "integer",
+    "row_id": "text",
+    "train_type": "text",
+}
+_COLUMNS = ", ".join(KAGGLE_COLUMNS)
+_WRITE = ", ".join(WRITE_COLUMNS)
+_RECORD = ", ".join(f"{c} {_TYPES.get(c, 'double precision')}" for c in WRITE_COLUMNS)
+_KEPT_IF_NULL = ("target", "train_type")  # a row sent again without these keeps the value it had
+_UPDATES = ", ".join(
+    f"{c} = COALESCE(EXCLUDED.{c}, stock_data.{c})" if c in _KEPT_IF_NULL else f"{c} = EXCLUDED.{c}"
+    for c in WRITE_COLUMNS
+    if c not in (*_KEY, "row_id", "time_id")
+)
 
 # Re-delivery is harmless: the natural key decides, features are overwritten with the same values, and a row
-# sent again without its target keeps the target it had.
-UPSERT_SQL = (
-    f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_VALUES}) "
-    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
-    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
-)
-
-# Revealed targets live in their own table and are joined on read (view stock_data_with_target), so a target
-# that arrives before its row, or at the same instant on another shard, is never lost.
-REVEAL_TARGET_SQL = (
+# sent again without its target keeps the target it had. Revealed targets live in their own table and are joined
+# on read (view stock_data_with_target), so a target that arrives before its row is never lost. A date mapping
+# is created for a new date_id and never changes one that exists.
+WRITE_SQL = (
+    "WITH new_dates AS ("
+    f"{INSERT_NEW_FROM_JSON_SQL.format(param=':dates')}"
+    "), revealed AS ("
     "INSERT INTO revealed_target (date_id, seconds_in_bucket, stock_id, target) "
-    "VALUES (:date_id, :seconds_in_bucket, :stock_id, :target) "
+    "SELECT t.date_id, t.seconds_in_bucket, t.stock_id, t.target "
+    "FROM json_to_recordset(CAST(:targets AS json)) "
+    "AS t(date_id integer, seconds_in_bucket integer, stock_id integer, target double precision) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET target = EXCLUDED.target, "
-    "revealed_at = now()"
+    "revealed_at = now() RETURNING 1"
+    ") "
+    f"INSERT INTO stock_data ({_WRITE}) "
+    f"SELECT {_WRITE} FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
+    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
+    f"{_UPDATES}, updated_at = now()"
 )
 
 # Reads go through the view: rows with their revealed targets.
 READ_TABLE = "stock_data_with_target"
+
+# What one statement may carry: the 4 MiB request limit less the SQL and the request's envelope.
+CHUNK_BYTES = MAX_REQUEST_BYTES - 64 * 1024
+
+DateOf = Callable[[int], dt.date | None]  # date_id -> trading date (None: unknown, no mapping made)
 
 
 @dataclass(frozen=True)
@@ -45,27 +79,110 @@ class RevealedTarget:
     stock_id: int
     target: float
 
+    def json(self) -> str:
+        return json.dumps(
+            {
+                "date_id": self.date_id,
+                "seconds_in_bucket": self.seconds_in_bucket,
+                "stock_id": self.stock_id,
+                "target": self.target,
+            },
+            allow_nan=False,
+            separators=(",", ":"),
+        )
 
-def upsert(api: DataApi, rows: Sequence[Snapshot]) -> int:
-    if not rows:
-        return 0
-    api.batch_execute(UPSERT_SQL, [row.model_dump() for row in rows])
-    return len(rows)
+
+@dataclass
+class WriteResult:
+    rows: int = 0
+    targets: int = 0
+    calls: int = 0
+
+
+def _wire(text: str) -> int:
+    """Bytes `text` takes inside the request (a JSON string: quotes and escapes added)."""
+    return len(json.dumps(text)) - 2
+
+
+def _chunks(items: list[tuple[str, str, int]], budget: int) -> Iterator[list[tuple[str, str, int]]]:
+    """Split (kind, json, wire size) items into chunks whose parameters fit in `budget` bytes together."""
+    chunk: list[tuple[str, str, int]] = []
+    size = 0
+    for item in items:
+        if chunk and size + item[2] + 1 > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item[2] + 1
+    if chunk:
+        yield chunk
+
+
+def write(
+    api: DataApi,
+    rows: Sequence[Snapshot] = (),
+    targets: Sequence[RevealedTarget] = (),
+    *,
+    date_of: DateOf | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> WriteResult:
+    """Upsert `rows` and `targets` (a later duplicate key wins) and create the date mappings of their new
+    date_ids, in as few statements as the request limit allows. Each statement is atomic: when the database
+    refuses a value, nothing of its chunk is written (the caller may split and retry to isolate the row)."""
+    by_key: dict[tuple[int, int, int], Snapshot] = {}
+    for row in rows:
+        by_key[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
+    by_target: dict[tuple[int, int, int], RevealedTarget] = {}
+    for t in targets:
+        by_target[(t.date_id, t.seconds_in_bucket, t.stock_id)] = t
+    # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
+    items: list[tuple[str, str, int]] = []
+    for key in sorted(by_key):
+        text = by_key[key].model_dump_json(include=set(WRITE_COLUMNS))
+        items.append(("row", text, _wire(text)))
+    for key in sorted(by_target):
+        text = by_target[key].json()
+        items.append(("target", text, _wire(text)))
+    dates = json.dumps(
+        _mappings({k[0] for k in by_key} | {k[0] for k in by_target}, date_of), separators=(",", ":")
+    )
+    result = WriteResult()
+    for chunk in _chunks(items, chunk_bytes - _wire(dates)):
+        row_texts = [text for kind, text, _ in chunk if kind == "row"]
+        target_texts = [text for kind, text, _ in chunk if kind == "target"]
+        api.execute(
+            WRITE_SQL,
+            {
+                "rows": "[" + ",".join(row_texts) + "]",
+                "targets": "[" + ",".join(target_texts) + "]",
+                "dates": dates,  # every chunk: cheap, and each chunk stands alone
+            },
+            idempotent=True,  # the same upsert again changes nothing: safe to retry after a 500 or a timeout
+        )
+        result.rows += len(row_texts)
+        result.targets += len(target_texts)
+        result.calls += 1
+    return result
+
+
+def _mappings(date_ids: set[int], date_of: DateOf | None) -> list[dict[str, object]]:
+    """The date mappings to create for `date_ids` (those the calendar knows)."""
+    if date_of is None:
+        return []
+    mappings: list[dict[str, object]] = []
+    for date_id in sorted(date_ids):
+        day = date_of(date_id)
+        if day is not None:
+            mappings.append({"date_id": date_id, "trading_date": day.isoformat()})
+    return mappings
+
+
+def upsert(api: DataApi, rows: Sequence[Snapshot], *, date_of: DateOf | None = None) -> int:
+    return write(api, rows, date_of=date_of).rows
 
 
 def reveal_targets(api: DataApi, targets: Sequence[RevealedTarget]) -> int:
-    if not targets:
-        return 0
-    param_sets = [
-        {
-            "date_id": t.date_id,
-            "seconds_in_bucket": t.seconds_in_bucket,
-            "stock_id": t.stock_id,
-            "target": t.target,
-        }
-        for t in targets
-    ]
-    return api.batch_execute(REVEAL_TARGET_SQL, param_sets)
+    return write(api, (), targets).targets
 
 
 @dataclass(frozen=True)
