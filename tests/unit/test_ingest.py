@@ -282,11 +282,23 @@ def test_a_key_sent_twice_in_a_batch_is_written_once_with_its_later_values() -> 
 def test_a_large_batch_is_split_into_chunks_under_the_request_limit() -> None:
     """Given 2,000 rows and a 64 KiB chunk budget, when written, then several statements carry them, each
     parameter set under the budget, every row exactly once, in key order."""
-    from closecast.market.schema import Snapshot
+    from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
     from closecast.resources.stock_data import sql
 
+    empty = dict.fromkeys(KAGGLE_COLUMNS)
     rows = [
-        Snapshot(stock_id=s, date_id=d, seconds_in_bucket=0, imbalance_buy_sell_flag=1, wap=1.0 + s / 1e4)
+        Snapshot.model_validate(
+            {
+                **empty,
+                "stock_id": s,
+                "date_id": d,
+                "seconds_in_bucket": 0,
+                "imbalance_buy_sell_flag": 1,
+                "wap": 1.0 + s / 1e4,
+                "time_id": d * 55,
+                "row_id": f"{d}_0_{s}",
+            }
+        )
         for d in (1, 2)
         for s in range(1000)
     ]

@@ -24,12 +24,15 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 @pytest.mark.unit
 def test_openapi_document_names_every_resource_and_its_parameters() -> None:
-    """Given the document, then it has the four resources, GET and POST each, and the list parameters."""
+    """Given the document, then it has the four resources, GET and POST each, the list parameters, and the
+    health check (GET only)."""
     import json
 
     paths = json.loads(document())["paths"]
-    assert set(paths) == {"/stock_data", "/date_mappings", "/models", "/model-inferences"}
-    assert all({"get", "post"} <= set(ops) for ops in paths.values())
+    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences"}
+    assert set(paths) == resources | {"/healthcheck"}
+    assert all({"get", "post"} <= set(paths[p]) for p in resources)
+    assert set(paths["/healthcheck"]) == {"get"}
     names = {p["name"] for p in paths["/stock_data"]["get"]["parameters"]}
     assert {"page", "page_size", "date_id", "stock_id", "seconds_in_bucket"} <= names
 

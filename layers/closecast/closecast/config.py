@@ -49,7 +49,10 @@ class CalendarConfig(_EnvModel):
 
 
 class ApiConfig(DatabaseConfig, CalendarConfig):
-    """The REST resource functions."""
+    """The REST resource functions. `bucket` turns a key in the stack's bucket (the original clients'
+    `model_artifact_path`, `predictions`) into an S3 URI and back."""
+
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
 
 
 class IngestConfig(DatabaseConfig, CalendarConfig):

@@ -12,14 +12,25 @@ class CloseCastError(Exception):
 class InvalidInput(CloseCastError):
     """The caller sent something invalid; `field` names it."""
 
-    def __init__(self, message: str, *, field: str | None = None, location: str = "body") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        location: str = "body",
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
         self.location = location
+        self._details = details
 
-    def detail(self) -> dict[str, Any]:
-        return {"field": self.field, "location": self.location, "message": self.message}
+    def details(self) -> list[dict[str, Any]]:
+        """`{"field", "location", "message"}` of each fault (one, unless several were given)."""
+        if self._details is not None:
+            return self._details
+        return [{"field": self.field, "location": self.location, "message": self.message}]
 
 
 class ConfigurationError(CloseCastError):

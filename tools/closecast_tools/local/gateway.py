@@ -164,6 +164,15 @@ class LocalGateway:
                     json.dumps({"message": message}).encode(),
                 )
 
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                """Every answer is JSON, like API Gateway's: a method no route has (501 in http.server) is the
+                gateway's 404, and a malformed request line is a 400 with a JSON body, never an HTML page."""
+                self.close_connection = True
+                if code == HTTPStatus.NOT_IMPLEMENTED:
+                    code, message = HTTPStatus.NOT_FOUND, "Not Found"
+                status = HTTPStatus(code)
+                self._error(status, message or status.phrase)
+
             def _read_body(self) -> bytes | None:
                 """The request body, or None after answering a request whose framing is invalid."""
                 if "chunked" in self.headers.get("Transfer-Encoding", "").lower():

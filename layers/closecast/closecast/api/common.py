@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel, Field
 
 from closecast.config import ConfigurationError
@@ -46,6 +47,51 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     message: str
     errors: list[ErrorDetail] = []
+
+
+ERROR_STATUSES: dict[int, str] = {
+    400: "Refused: an unknown or inconsistent parameter or body (the body names the field)",
+    401: "No valid token (when the API has sign-in on)",
+    403: "The token's groups or scopes do not allow this",
+    404: "Not found",
+    409: "Conflicts with what is stored",
+    413: "The body is larger than the API accepts",
+    415: "The body is not application/json",
+    422: "Request validation failed (the body names each field)",
+    503: "The database is waking up or busy; retry after Retry-After seconds",
+}
+READ_ERRORS = (400, 401, 403, 422, 503)
+WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 503)
+
+
+def documented(
+    ok: int, *errors: int, model: type[BaseModel] | None = None, description: str = "Success"
+) -> dict[int, OpenAPIResponse]:
+    """The OpenAPI responses of a route: its success status (`model`, or the route's return type) and every
+    error status it can answer, each with the JSON error body."""
+    success: OpenAPIResponse = {"description": description}
+    if model is not None:
+        success["content"] = {"application/json": {"model": model}}
+    responses: dict[int, OpenAPIResponse] = {ok: success}
+    for status in errors:
+        responses[status] = {
+            "description": ERROR_STATUSES[status],
+            "content": {"application/json": {"model": ErrorBody}},
+        }
+    return responses
+
+
+def refuse_unreadable_body(event: dict[str, Any]) -> Response[str] | None:
+    """A body that is not JSON is a 415 before anything parses it (multipart with or without a boundary, form
+    data, text); a missing Content-Type means JSON, as API Gateway's clients expect."""
+    if not event.get("body"):
+        return None
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type in ("", "application/json"):
+        return None
+    detail = {"field": "content-type", "location": "header", "message": "send the body as application/json"}
+    return error_response(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "unsupported content type", [detail])
 
 
 def error_response(
@@ -78,11 +124,19 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
+_TABLES = ("stock_data", "revealed_target", "date_mapping", "model_inference", "model", "job")
+
+
 def _refused_field(exc: DatabaseError) -> str | None:
     """The column a refused value belongs to, from the constraint's name (`<table>_<column>_check`)."""
-    constraint = exc.constraint or ""
-    match = re.fullmatch(r"[a-z]+(?:_[a-z]+)*?_((?:[a-z]+_)*[a-z]+)_(?:check|key|fkey)", constraint)
-    return match.group(1) if match else None
+    match = re.fullmatch(r"(?P<table>[a-z_]+?)_(?P<column>[a-z_]+)_(?:check|key|fkey)", exc.constraint or "")
+    if match is None:
+        return None
+    for table in _TABLES:
+        prefix = f"{table}_"
+        if (exc.constraint or "").startswith(prefix):
+            return re.sub(r"_(?:check|key|fkey)$", "", (exc.constraint or "")[len(prefix) :])
+    return match.group("column")
 
 
 def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
@@ -110,9 +164,14 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
         detail = {"field": None, "location": "body", "message": f"body is not UTF-8 text ({exc.reason})"}
         return error_response(HTTPStatus.BAD_REQUEST, "invalid body encoding", [detail])
 
+    @app.exception_handler(RecursionError)
+    def _too_deep(exc: RecursionError) -> Response[str]:
+        detail = {"field": None, "location": "body", "message": "JSON nests too deeply"}
+        return error_response(HTTPStatus.BAD_REQUEST, "invalid body", [detail])
+
     @app.exception_handler(InvalidInput)
     def _bad(exc: InvalidInput) -> Response[str]:
-        return error_response(HTTPStatus.BAD_REQUEST, exc.message, [exc.detail()])
+        return error_response(HTTPStatus.BAD_REQUEST, exc.message, exc.details())
 
     @app.exception_handler(NotFound)
     def _missing(exc: NotFound) -> Response[str]:
@@ -145,7 +204,9 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
         if not exc.is_data_error:
             logger.exception("database error")
             return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
-        detail = {"field": _refused_field(exc), "location": "body", "message": exc.pg_message}
+        logger.warning("value refused by the database", extra={"error": str(exc)})
+        field = _refused_field(exc)
+        detail = {"field": field, "location": "body", "message": "a value the database does not accept"}
         return error_response(HTTPStatus.BAD_REQUEST, "value refused by the database", [detail])
 
     @app.exception_handler(DataApiError)
@@ -185,3 +246,9 @@ def context_api(router: Any) -> DataApi:
     """The Data API the handler put in the resolver's context for this request."""
     api: DataApi = router.context["api"]
     return api
+
+
+def context_bucket(router: Any) -> str:
+    """The stack's bucket (from the function's ApiConfig)."""
+    bucket: str = router.context["config"].bucket
+    return bucket

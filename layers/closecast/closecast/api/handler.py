@@ -8,13 +8,13 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from closecast.api.common import error_response, new_resolver
+from closecast.api.common import error_response, new_resolver, refuse_unreadable_body
 from closecast.config import ApiConfig, ConfigurationError, cached
 from closecast.db.client import data_api
-from closecast.db.data_api import DataApi
 
 logger = Logger()
 
@@ -22,8 +22,19 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 @lru_cache(maxsize=1)
-def _data_api() -> DataApi:
-    return data_api(cached(ApiConfig))
+def _context() -> dict[str, Any]:
+    """What every request of this process shares: `api` (the Data API) and `config` (the ApiConfig). Tests
+    replace this function to hand in a stubbed Data API."""
+    config = cached(ApiConfig)
+    return {"api": data_api(config), "config": config}
+
+
+def _answer(response: Response[str]) -> dict[str, Any]:
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": "application/json"},
+        "body": response.body,
+    }
 
 
 def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
@@ -33,16 +44,14 @@ def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
-            api = _data_api()
+            shared = _context()
         except ConfigurationError:
             logger.exception("invalid function configuration")
-            response = error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
-            return {
-                "statusCode": response.status_code,
-                "headers": {"Content-Type": "application/json"},
-                "body": response.body,
-            }
-        app.append_context(api=api, date_of=cached(ApiConfig).date_of)
+            return _answer(error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error"))
+        refused = refuse_unreadable_body(event)
+        if refused is not None:
+            return _answer(refused)
+        app.append_context(**shared)
         return app.resolve(event, context)
 
     return handler

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from closecast import __version__
-from closecast.api.common import new_resolver
+from closecast.api.common import ERROR_STATUSES, new_resolver
 from closecast.resources.date_mappings import routes as date_mappings
+from closecast.resources.healthcheck import routes as healthcheck
 from closecast.resources.model_inferences import routes as model_inferences
 from closecast.resources.models import routes as models
 from closecast.resources.stock_data import routes as stock_data
 
-ROUTERS = (stock_data.router, date_mappings.router, models.router, model_inferences.router)
+ROUTERS = (
+    stock_data.router,
+    date_mappings.router,
+    models.router,
+    model_inferences.router,
+    healthcheck.router,
+)
 
 
 def document() -> str:
@@ -23,4 +31,25 @@ def document() -> str:
         version=__version__,
         description="Auction snapshots, date mappings, models and model inferences of closecast.",
     )
-    return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"
+    doc = json.loads(schema)
+    _our_validation_errors(doc)
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def _our_validation_errors(doc: dict[str, Any]) -> None:
+    """Powertools documents 422 with its own `{"detail": ...}` body; closecast answers every error, 422 included,
+    with ErrorBody. Point every 422 at it and drop the unused schemas."""
+    schemas = doc.get("components", {}).get("schemas", {})
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses and not operation.get("parameters") and "requestBody" not in operation:
+                del responses["422"]  # nothing to validate
+            response = responses.get("422")
+            if response is not None:
+                response["description"] = ERROR_STATUSES[422]
+                response["content"] = {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
+                }
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)

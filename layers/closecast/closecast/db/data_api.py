@@ -290,6 +290,21 @@ class DataApi:
         self._sleep = sleep
         self._rng = rng or _default_rng()
 
+    def with_retry_budget(self, max_attempts: int, max_retry_seconds: float) -> DataApi:
+        """The same client and database with a smaller retry budget (a health check answers quickly)."""
+        return DataApi(
+            self._client,
+            self.resource_arn,
+            self.secret_arn,
+            self.database,
+            max_attempts=max_attempts,
+            max_retry_seconds=max_retry_seconds,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
+
     # ---- low level ---------------------------------------------------------------------------
 
     def _envelope(self, transaction_id: str | None = None) -> dict[str, Any]:

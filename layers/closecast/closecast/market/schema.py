@@ -60,6 +60,11 @@ def row_id_of(date_id: int, seconds_in_bucket: int, stock_id: int) -> str:
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Size = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Provenance of a row as its producer tags it (the original project's `train_type`, e.g. "prod", "demo_27").
+TRAIN_TYPE_PATTERN = r"^[A-Za-z0-9_.-]{1,32}$"
+TrainType = Annotated[str, Field(min_length=1, max_length=32, pattern=TRAIN_TYPE_PATTERN)]
+# The columns stored per row: the Kaggle columns and the provenance tag.
+STORED_COLUMNS: tuple[str, ...] = (*KAGGLE_COLUMNS, "train_type")
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -69,7 +74,8 @@ def _nan_to_none(value: Any) -> Any:
 
 
 class Snapshot(BaseModel):
-    """One validated auction snapshot. `time_id` and `row_id` are derived when absent and checked when given.
+    """One validated auction snapshot, the one rule set of the stream and of `POST /stock_data/`. `time_id` and
+    `row_id` are derived when absent and checked when given.
 
     Strict: a producer that sends `"5"` or `true` for an integer, or `10.0` for seconds, is refused rather than
     silently coerced."""
@@ -79,20 +85,23 @@ class Snapshot(BaseModel):
     stock_id: int = Field(ge=0, le=MAX_STOCK_ID)
     date_id: int = Field(ge=0, le=MAX_DATE_ID)
     seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND)
-    imbalance_size: Size | None = None
+    # Every feature column must be present (null allowed): a row of keys alone would otherwise overwrite the
+    # stored features with nulls. `target` may be absent (test.csv rows have none; a known target is kept).
+    imbalance_size: Size | None
     imbalance_buy_sell_flag: int
-    reference_price: Price | None = None
-    matched_size: Size | None = None
-    far_price: Price | None = None
-    near_price: Price | None = None
-    bid_price: Price | None = None
-    bid_size: Size | None = None
-    ask_price: Price | None = None
-    ask_size: Size | None = None
-    wap: Price | None = None
+    reference_price: Price | None
+    matched_size: Size | None
+    far_price: Price | None
+    near_price: Price | None
+    bid_price: Price | None
+    bid_size: Size | None
+    ask_price: Price | None
+    ask_size: Size | None
+    wap: Price | None
     target: FiniteFloat | None = None
     time_id: int | None = Field(default=None, ge=0, le=INT4_MAX)
     row_id: str | None = Field(default=None, max_length=40)
+    train_type: TrainType | None = None
 
     @field_validator(*SIZE_COLUMNS, *PRICE_COLUMNS, "target", mode="before")
     @classmethod

@@ -11,7 +11,7 @@ from closecast.db.errors import UniqueViolation
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.errors import Conflict
 
-COLUMNS = "date_id, trading_date"
+COLUMNS = "date_id, trading_date, trading_date AS date"
 
 # Creates the mappings of new date_ids from a JSON array parameter ({param}) of {"date_id", "trading_date"};
 # an existing mapping (of the date_id, or of the trading date to another date_id) is left as it is. Used inside
@@ -28,12 +28,14 @@ def list_date_mappings(
     page: PageRequest,
     *,
     date_id: int | None = None,
+    date: dt.date | None = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
 ) -> PageResult:
     clauses, params = where_clauses(
         {
             "date_id": ("date_id = :date_id", date_id),
+            "date": ("trading_date = :date", date),
             "date_from": ("trading_date >= :date_from", date_from),
             "date_to": ("trading_date <= :date_to", date_to),
         }
@@ -69,4 +71,4 @@ def upsert_date_mappings(api: DataApi, mappings: Sequence[tuple[int, dt.date]]) 
         api.execute(UPSERT_FROM_JSON_SQL, {"mappings": text})
         return len(mappings)
     except UniqueViolation as exc:
-        raise Conflict(f"a trading_date is already mapped to another date_id: {exc}") from exc
+        raise Conflict("a trading date of the request is already mapped to another date_id") from exc

@@ -8,8 +8,15 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from closecast.api.common import PageEnvelope, context_api
-from closecast.api.types import INT8_MAX, MAX_PAGE
+from closecast.api.common import (
+    READ_ERRORS,
+    WRITE_ERRORS,
+    PageEnvelope,
+    context_api,
+    context_bucket,
+    documented,
+)
+from closecast.api.types import INT8_MAX, MAX_PAGE, bucket_key, bucket_uri, same_or_either
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.market.schema import MAX_DATE_ID
@@ -22,7 +29,13 @@ router = Router()
 LIST_PARAMS = {"page", "page_size", "model_id", "date_id"}
 
 
-@router.get("/model-inferences", summary="List model inferences")
+def record(row: dict[str, Any], bucket: str) -> ModelInferenceRecord:
+    return ModelInferenceRecord.model_validate(
+        {**row, "predictions": bucket_key(row["predictions_uri"], bucket)}
+    )
+
+
+@router.get("/model-inferences", summary="List model inferences", responses=documented(200, *READ_ERRORS))
 @router.get("/model-inferences/", include_in_schema=False)
 def list_model_inferences(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
@@ -33,18 +46,38 @@ def list_model_inferences(
     result = sql.list_model_inferences(
         context_api(router), PageRequest(page, page_size), model_id=model_id, date_id=date_id
     )
-    return PageEnvelope[ModelInferenceRecord].model_validate(result.envelope())
+    bucket = context_bucket(router)
+    envelope = result.envelope()
+    envelope["data"] = [record(row, bucket) for row in result.data]
+    return PageEnvelope[ModelInferenceRecord].model_validate(envelope)
 
 
-@router.post("/model-inferences", summary="Record a day's predictions")
+@router.post(
+    "/model-inferences",
+    summary="Record a day's predictions (predictions_uri, or the original's predictions key)",
+    responses=documented(201, *WRITE_ERRORS, model=ModelInferenceRecord, description="Recorded"),
+)
 @router.post("/model-inferences/", include_in_schema=False)
 def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Response[Any]:
     api = context_api(router)
+    bucket = context_bucket(router)
+    uri = same_or_either(
+        body.predictions_uri, bucket_uri(body.predictions, bucket), "predictions_uri", "predictions"
+    )
     if not model_exists(api, body.model_id):
         raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")
-    record = sql.insert_model_inference(api, body.model_dump())
+    row = sql.insert_model_inference(
+        api,
+        {
+            "model_id": body.model_id,
+            "date_id": body.date_id,
+            "predictions_uri": uri,
+            "n_rows": body.n_rows,
+            "mae": body.mae,
+        },
+    )
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,
-        body=ModelInferenceRecord.model_validate(record).model_dump_json(),
+        body=record(row, bucket).model_dump_json(),
     )

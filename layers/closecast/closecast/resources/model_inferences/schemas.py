@@ -1,4 +1,5 @@
-"""Models of /model-inferences/."""
+"""Models of /model-inferences/. The original's `predictions` (a key in the stack's bucket) is accepted beside
+`predictions_uri` and returned on every record."""
 
 from __future__ import annotations
 
@@ -6,17 +7,26 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from closecast.api.types import Count, DateId, RecordId, S3Uri
+from closecast.api.types import BucketKey, Count, DateId, RecordId, S3Uri, StrictBody
 
 
-class ModelInferenceCreate(BaseModel):
+class ModelInferenceCreate(StrictBody):
     model_id: RecordId
     date_id: DateId
-    predictions_uri: S3Uri
-    n_rows: Count
+    predictions_uri: S3Uri | None = None
+    predictions: BucketKey | None = Field(
+        default=None, description="the predictions file's key in the stack's bucket (the original's form)"
+    )
+    n_rows: Count | None = None
     mae: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
-class ModelInferenceRecord(ModelInferenceCreate):
+class ModelInferenceRecord(BaseModel):
     id: int
+    model_id: int
+    date_id: int
+    predictions_uri: str
+    predictions: str = Field(description="the predictions file's key in the stack's bucket (else its URI)")
+    n_rows: int | None
+    mae: float | None
     created_at: dt.datetime

@@ -15,8 +15,21 @@ COLUMNS = (
 )
 
 
-def list_models(api: DataApi, page: PageRequest, *, name: str | None = None) -> PageResult:
-    clauses, params = where_clauses({"name": ("name = :name", name)})
+def list_models(
+    api: DataApi,
+    page: PageRequest,
+    *,
+    name: str | None = None,
+    model_name: str | None = None,
+    model_id: int | None = None,
+) -> PageResult:
+    clauses, params = where_clauses(
+        {
+            "name": ("name = :name", name),
+            "model_name": ("name = :model_name", model_name),
+            "model_id": ("id = :model_id", model_id),
+        }
+    )
     return list_page(
         api, select=COLUMNS, table="model", where=clauses, params=params, order_by="id", request=page
     )

@@ -15,14 +15,11 @@ from dataclasses import dataclass
 
 from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
-from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
+from closecast.market.schema import STORED_COLUMNS, Snapshot
 from closecast.resources.date_mappings.sql import INSERT_NEW_FROM_JSON_SQL
 
 _KEY = ("date_id", "seconds_in_bucket", "stock_id")
-# train_type (the original's provenance tag) is written when the row model carries it (migration 0003)
-WRITE_COLUMNS: tuple[str, ...] = KAGGLE_COLUMNS + (
-    ("train_type",) if "train_type" in Snapshot.model_fields else ()
-)
+WRITE_COLUMNS: tuple[str, ...] = STORED_COLUMNS  # the Kaggle columns and the original's train_type
 _TYPES = {
     "stock_id": "integer",
     "date_id": "integer",
@@ -32,7 +29,7 @@ _TYPES = {
     "row_id": "text",
     "train_type": "text",
 }
-_COLUMNS = ", ".join(KAGGLE_COLUMNS)
+_COLUMNS = ", ".join(STORED_COLUMNS)
 _WRITE = ", ".join(WRITE_COLUMNS)
 _RECORD = ", ".join(f"{c} {_TYPES.get(c, 'double precision')}" for c in WRITE_COLUMNS)
 _KEPT_IF_NULL = ("target", "train_type")  # a row sent again without these keeps the value it had
@@ -193,6 +190,7 @@ class StockDataFilter:
     stock_id: int | None = None
     seconds_in_bucket: int | None = None
     has_target: bool | None = None
+    train_type: str | None = None
 
 
 def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageResult:
@@ -203,6 +201,7 @@ def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageRe
             "date_id_to": ("date_id <= :date_id_to", where.date_id_to),
             "stock_id": ("stock_id = :stock_id", where.stock_id),
             "seconds_in_bucket": ("seconds_in_bucket = :seconds_in_bucket", where.seconds_in_bucket),
+            "train_type": ("train_type = :train_type", where.train_type),
         }
     )
     if where.has_target is not None:

@@ -1,0 +1,1 @@
+"""The /healthcheck/ resource."""
