@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -212,9 +213,10 @@ class QuarantineEntry:
     record: StreamRecord
     rejections: list[Rejection]
 
-    def key(self, prefix: str, today: dt.date | None = None) -> str:
-        day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
-        return f"{prefix}{day}/{self.record.shard_id or 'shard'}/{self.record.sequence_number}.json"
+    def key(self, prefix: str) -> str:
+        """Named by the record's content: the same bad record delivered or replayed again lands on the same
+        object, so a replay changes nothing in the quarantine either."""
+        return f"{prefix}{hashlib.sha256(self.record.data).hexdigest()}.json"
 
     @property
     def reason(self) -> str:
