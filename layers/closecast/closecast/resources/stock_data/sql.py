@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
@@ -32,6 +35,7 @@ _TYPES = {
 _COLUMNS = ", ".join(STORED_COLUMNS)
 _WRITE = ", ".join(WRITE_COLUMNS)
 _RECORD = ", ".join(f"{c} {_TYPES.get(c, 'double precision')}" for c in WRITE_COLUMNS)
+assert set(Snapshot.model_fields) == set(WRITE_COLUMNS), "the row model and the write statement disagree"
 _KEPT_IF_NULL = ("target", "train_type")  # a row sent again without these keeps the value it had
 _UPDATES = ", ".join(
     f"{c} = COALESCE(EXCLUDED.{c}, stock_data.{c})" if c in _KEPT_IF_NULL else f"{c} = EXCLUDED.{c}"
@@ -76,18 +80,6 @@ class RevealedTarget:
     stock_id: int
     target: float
 
-    def json(self) -> str:
-        return json.dumps(
-            {
-                "date_id": self.date_id,
-                "seconds_in_bucket": self.seconds_in_bucket,
-                "stock_id": self.stock_id,
-                "target": self.target,
-            },
-            allow_nan=False,
-            separators=(",", ":"),
-        )
-
 
 @dataclass
 class WriteResult:
@@ -98,21 +90,61 @@ class WriteResult:
 
 def _wire(text: str) -> int:
     """Bytes `text` takes inside the request (a JSON string: quotes and escapes added)."""
+    if text.isascii():
+        return len(text) + text.count('"') + text.count("\\")
     return len(json.dumps(text)) - 2
 
 
-def _chunks(items: list[tuple[str, str, int]], budget: int) -> Iterator[list[tuple[str, str, int]]]:
-    """Split (kind, json, wire size) items into chunks whose parameters fit in `budget` bytes together."""
-    chunk: list[tuple[str, str, int]] = []
-    size = 0
-    for item in items:
-        if chunk and size + item[2] + 1 > budget:
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(item)
-        size += item[2] + 1
-    if chunk:
-        yield chunk
+_ROWS = TypeAdapter(list[Snapshot])
+
+
+def _rows_json(rows: Sequence[Snapshot]) -> str:
+    """The rows as the write statement reads them, in one serialiser call, nulls left out (json_to_recordset
+    reads a missing key as NULL). Floats are written as the shortest text that reads back as the same double:
+    values land exactly."""
+    return _ROWS.dump_json(list(rows), exclude_none=True).decode()
+
+
+def _targets_json(targets: Sequence[RevealedTarget]) -> str:
+    return json.dumps(
+        [
+            {
+                "date_id": t.date_id,
+                "seconds_in_bucket": t.seconds_in_bucket,
+                "stock_id": t.stock_id,
+                "target": t.target,
+            }
+            for t in targets
+        ],
+        allow_nan=False,
+        separators=(",", ":"),
+    )
+
+
+def _split(
+    items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int
+) -> list[tuple[str, int]]:
+    """`items` rendered as JSON arrays of at most `budget` bytes each (as they travel in the request), with how
+    many items each holds. Pieces are sized from a sample, rendered once, and halved if one still is too big."""
+    if not items:
+        return []
+    sample = items[:200]
+    per_item = _wire(render(sample)) / len(sample)
+    step = max(1, int(budget / (per_item * 1.1)))
+    out: list[tuple[str, int]] = []
+    for start in range(0, len(items), step):
+        out.extend(_fit(items[start : start + step], render, budget))
+    return out
+
+
+def _fit(items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int) -> list[tuple[str, int]]:
+    text = render(items)
+    if (
+        _wire(text) <= budget or len(items) == 1
+    ):  # one item over the limit: the client refuses it, naming its size
+        return [(text, len(items))]
+    half = len(items) // 2
+    return _fit(items[:half], render, budget) + _fit(items[half:], render, budget)
 
 
 def write(
@@ -124,8 +156,9 @@ def write(
     chunk_bytes: int = CHUNK_BYTES,
 ) -> WriteResult:
     """Upsert `rows` and `targets` (a later duplicate key wins) and create the date mappings of their new
-    date_ids, in as few statements as the request limit allows. Each statement is atomic: when the database
-    refuses a value, nothing of its chunk is written (the caller may split and retry to isolate the row)."""
+    date_ids, in as few statements as the request limit allows (one, unless they pass ~4 MiB). Each statement
+    is atomic: when the database refuses a value, nothing of its chunk is written (the caller may split and
+    retry to isolate the row)."""
     by_key: dict[tuple[int, int, int], Snapshot] = {}
     for row in rows:
         by_key[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
@@ -133,31 +166,40 @@ def write(
     for t in targets:
         by_target[(t.date_id, t.seconds_in_bucket, t.stock_id)] = t
     # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
-    items: list[tuple[str, str, int]] = []
-    for key in sorted(by_key):
-        text = by_key[key].model_dump_json(include=set(WRITE_COLUMNS))
-        items.append(("row", text, _wire(text)))
-    for key in sorted(by_target):
-        text = by_target[key].json()
-        items.append(("target", text, _wire(text)))
+    ordered_rows = [by_key[key] for key in sorted(by_key)]
+    ordered_targets = [by_target[key] for key in sorted(by_target)]
     dates = json.dumps(
         _mappings({k[0] for k in by_key} | {k[0] for k in by_target}, date_of), separators=(",", ":")
     )
+    budget = chunk_bytes - _wire(dates)
+    row_parts = _split(ordered_rows, _rows_json, budget)
+    target_parts = _split(ordered_targets, _targets_json, budget)
+    statements: list[tuple[tuple[str, int], tuple[str, int]]]
+    if (
+        len(row_parts) <= 1
+        and len(target_parts) <= 1
+        and sum(_wire(t) for t, _ in row_parts + target_parts) <= budget
+    ):
+        statements = [
+            (row_parts[0] if row_parts else ("[]", 0), target_parts[0] if target_parts else ("[]", 0))
+        ]
+    else:  # rows and targets in statements of their own
+        statements = [(part, ("[]", 0)) for part in row_parts] + [(("[]", 0), part) for part in target_parts]
     result = WriteResult()
-    for chunk in _chunks(items, chunk_bytes - _wire(dates)):
-        row_texts = [text for kind, text, _ in chunk if kind == "row"]
-        target_texts = [text for kind, text, _ in chunk if kind == "target"]
+    for (rows_text, n_rows), (targets_text, n_targets) in statements:
+        if not n_rows and not n_targets:
+            continue
         api.execute(
             WRITE_SQL,
             {
-                "rows": "[" + ",".join(row_texts) + "]",
-                "targets": "[" + ",".join(target_texts) + "]",
-                "dates": dates,  # every chunk: cheap, and each chunk stands alone
-            },
+                "rows": rows_text,
+                "targets": targets_text,
+                "dates": dates,
+            },  # dates each time: each stands alone
             idempotent=True,  # the same upsert again changes nothing: safe to retry after a 500 or a timeout
         )
-        result.rows += len(row_texts)
-        result.targets += len(target_texts)
+        result.rows += n_rows
+        result.targets += n_targets
         result.calls += 1
     return result
 
