@@ -7,9 +7,10 @@ Record shapes (JSON, UTF-8):
 - revealed targets: `{"revealed_targets": [{"date_id", "seconds_in_bucket", "stock_id", "target"}, ...]}`.
 
 Why not one Data API call per record (Powertools' BatchProcessor record handler): a batch of 100 records
-would cost 100 round trips. Here the batch is validated record by record, then written in one call; if that
-call fails for a reason a record carries (a constraint the validation did not catch), records are written one
-by one so that only the offending record is quarantined. Transient faults fail the records they touch, so that
+would cost 100 round trips. Here the batch is validated record by record and written in bulk, one statement per
+~4 MiB (rows, revealed targets and new date mappings together), a group being written while the next is
+validated; if a write fails for a reason a record carries (a constraint the validation did not catch), its
+records are written one by one, then row by row, so that only the offending row is quarantined. Transient faults fail the records they touch, so that
 Kinesis delivers them again from the lowest failed sequence number; upserts make that harmless.
 """
 
@@ -20,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -260,36 +262,68 @@ def quarantine_entries(rejections: Sequence[Rejection]) -> list[QuarantineEntry]
 Quarantine = Callable[[Sequence[QuarantineEntry]], set[str]]
 
 
+# Rows per write while the rest of the batch is still being validated: about one Data API request's worth.
+GROUP_ROWS = 10_000
+
+
+def _parse_safely(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
+    try:
+        return parse(record)
+    except Exception as exc:  # no record may crash the batch: an unforeseen fault quarantines it
+        return Parsed(record), [Rejection(record, f"unreadable record: {type(exc).__name__}")]
+
+
+def _write_group(
+    api: DataApi, items: list[Parsed], date_of: stock_data.DateOf | None
+) -> tuple[BatchOutcome, set[str]]:
+    """Write the rows of whole records in one go; when the database refuses something, find it record by
+    record and then row by row; on a transient fault, fail the group's records (delivered again)."""
+    outcome = BatchOutcome()
+    failed: set[str] = set()
+    try:
+        outcome.rows_written, outcome.targets_revealed = _write(api, items, date_of)
+    except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
+        if _refused(exc):
+            for item in items:
+                _write_isolating(api, item, outcome, failed, date_of)
+        else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
+            failed.update(p.record.sequence_number for p in items)
+    return outcome, failed
+
+
 def process_batch(
     api: DataApi,
     records: Sequence[StreamRecord],
     quarantine: Quarantine,
     date_of: stock_data.DateOf | None = None,
 ) -> BatchOutcome:
+    """Validate the records in order and write their rows in groups of whole records (about one request
+    each): a group is written by one writer thread while the next is validated, so the database and the
+    validation work at the same time. Groups are written in order, so a later record still wins."""
     outcome = BatchOutcome()
     failed: set[str] = set()
-    parsed_items: list[Parsed] = []
-    for record in records:
-        try:
-            parsed, rejections = parse(record)
-        except Exception as exc:  # no record may crash the batch: an unforeseen fault quarantines it
-            parsed, rejections = (
-                Parsed(record),
-                [Rejection(record, f"unreadable record: {type(exc).__name__}")],
-            )
-        parsed_items.append(parsed)
-        outcome.rejections.extend(rejections)
-
-    writable = [p for p in parsed_items if p.size()]
-    try:
-        outcome.rows_written, outcome.targets_revealed = _write(api, writable, date_of)
-    except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
-        if _refused(exc):
-            # something in the batch is refused: find it, record by record and then row by row
-            for item in writable:
-                _write_isolating(api, item, outcome, failed, date_of)
-        else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
-            failed.update(p.record.sequence_number for p in writable)
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: list[Future[tuple[BatchOutcome, set[str]]]] = []
+        group: list[Parsed] = []
+        size = 0
+        for record in records:
+            parsed, rejections = _parse_safely(record)
+            outcome.rejections.extend(rejections)
+            if not parsed.size():
+                continue
+            group.append(parsed)
+            size += parsed.size()
+            if size >= GROUP_ROWS:
+                pending.append(writer.submit(_write_group, api, group, date_of))
+                group, size = [], 0
+        if group:
+            pending.append(writer.submit(_write_group, api, group, date_of))
+        for future in pending:
+            written, group_failed = future.result()
+            outcome.rows_written += written.rows_written
+            outcome.targets_revealed += written.targets_revealed
+            outcome.rejections.extend(written.rejections)
+            failed |= group_failed
 
     entries = quarantine_entries(outcome.rejections)
     if entries:
