@@ -87,7 +87,7 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
     try:
         state = json.loads((state_dir / "local.json").read_text())
         body = get(state["api_url"] + "/date_mappings/?date_id=1")
-        assert body["data"] == [{"date_id": 1, "trading_date": "2023-01-03"}]
+        assert body["data"] == [{"date_id": 1, "trading_date": "2023-01-03", "date": "2023-01-03"}]
     finally:
         code = stop(process, signal.SIGINT)
     assert code == 0

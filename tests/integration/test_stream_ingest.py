@@ -81,51 +81,67 @@ def shifted(day: pd.DataFrame, offset: int) -> pd.DataFrame:
     return day
 
 
-def corrupt(row: dict[str, Any], kind: int) -> tuple[bytes, str, str | None]:
-    """A bad record made from `row`: (bytes, the reason it must be quarantined for, the field at fault)."""
-    cases: list[tuple[bytes, str, str | None]] = [
-        (json.dumps(row).encode()[:-7], "not JSON", None),
-        (json.dumps(dict(row, imbalance_buy_sell_flag=7)).encode(), "invalid row", "imbalance_buy_sell_flag"),
-        (json.dumps(dict(row, bid_size=-1.0)).encode(), "invalid row", "bid_size"),
-        (json.dumps(dict(row, date_id=str(row["date_id"]))).encode(), "invalid row", "date_id"),
-        (json.dumps(dict(row, row_id="0_0_0")).encode(), "invalid row", None),
-        (json.dumps([row]).encode(), "expected a JSON object", None),
-        (b"\xff\xfe" + json.dumps(row).encode(), "not JSON", None),
-        (json.dumps(dict(row, wap="1.0")).encode(), "invalid row", "wap"),
+BAD_ROWS: list[tuple[dict[str, Any], str]] = [  # (what is changed in the row, the field at fault)
+    ({"imbalance_buy_sell_flag": 7}, "imbalance_buy_sell_flag"),
+    ({"bid_size": -1.0}, "bid_size"),
+    ({"date_id": "9478"}, "date_id"),
+    ({"wap": "1.0"}, "wap"),
+    ({"seconds_in_bucket": 15}, "seconds_in_bucket"),
+    ({"ask_price": 0.0}, "ask_price"),
+]
+
+
+def bad_records(row: dict[str, Any]) -> list[tuple[bytes, str]]:
+    """Whole records that cannot be read, made from `row`: (bytes, the reason they are quarantined for)."""
+    text = json.dumps(row).encode()
+    return [
+        (text[:-7], "not JSON"),
+        (b"\xff\xfe" + text, "not JSON"),
+        (json.dumps([row]).encode(), "expected a JSON object"),
+        (json.dumps({"data": "rows", "commit": True}).encode(), "invalid envelope"),
     ]
-    return cases[kind % len(cases)]
 
 
-def test_the_example_files_with_one_percent_corrupted_records_land_exactly_and_a_replay_changes_nothing(
+def test_the_example_files_with_one_percent_corrupted_rows_land_exactly_and_a_replay_changes_nothing(
     local_cloud: Any, shared_data: Path
 ) -> None:
-    """Given Kaggle's example test.csv and revealed_targets.csv (33,000 rows of dates 478-480 moved to
-    9478-9480, one record per row, then each day's revealed targets) with 1% of the row records corrupted in
-    eight ways, when put on the stream, then every good row is stored once with its exact values (and its
-    real revealed target), every bad record is in the quarantine with its reason; when the same records are
-    put again, no stored row and no quarantine object changes."""
+    """Given Kaggle's example test.csv and revealed_targets.csv (33,000 rows of dates 478-480, moved to
+    9478-9480) as `closecast replay` makes them (one envelope per snapshot, then each day's revealed targets),
+    with 1% of the rows corrupted in six ways and four unreadable records mixed in, when put on the stream, then
+    every good row is stored once with its exact values and real revealed target, every bad row and record is
+    in the quarantine with its reason (and the field at fault); when the same records are put again, no stored
+    row and no quarantine object changes."""
     example = shared_data / "kaggle-example"
     frames, _ = open_source([example / "test.csv", example / "revealed_targets.csv"])
     records: list[Record] = []
     expected: dict[str, dict[str, Any]] = {}
     targets: dict[str, float | None] = {}
-    bad: list[tuple[bytes, str, str | None]] = []
+    bad_rows: list[tuple[bytes, int, str]] = []  # (record, row index, field at fault)
+    seen = 0
     for day in frames:
         day = shifted(day, 9000)
         for _, snapshot in day.groupby("seconds_in_bucket", sort=True):
-            for record in snapshot_records(snapshot, "row", with_target=False):
-                row = json.loads(record.data)
-                if (len(expected) + len(bad)) % 100 == 99:  # 1 in 100
-                    data, reason, field = corrupt(row, len(bad))
-                    bad.append((data, reason, field))
-                    records.append(Record(data, record.partition_key))
+            (record,) = snapshot_records(snapshot, "envelope", with_target=False)
+            envelope = json.loads(record.data)
+            faults = []
+            for index, row in enumerate(envelope["data"]):
+                if seen % 100 == 99:  # 1 row in 100
+                    change, field = BAD_ROWS[len(bad_rows) % len(BAD_ROWS)]
+                    envelope["data"][index] = {**row, **change}
+                    faults.append((index, field))
                 else:
                     expected[row["row_id"]] = row
-                    records.append(record)
+                seen += 1
+            data = json.dumps(envelope).encode()
+            bad_rows.extend((data, index, field) for index, field in faults)
+            records.append(Record(data, record.partition_key))
         records.extend(target_records(day))
         for row_id, target in zip(day["row_id"], day["target"], strict=True):
             targets[row_id] = None if pd.isna(target) else float(target)
-    assert len(expected) + len(bad) == 33_000 and len(bad) == 330
+    unreadable = bad_records(next(iter(expected.values())))
+    for position, (data, _) in enumerate(unreadable):
+        records.insert(40 * (position + 1), Record(data, "bad"))
+    assert len(expected) + len(bad_rows) == 33_000 and len(bad_rows) == 330
 
     put(local_cloud, records)
     api = local_cloud.state["api_url"]
@@ -146,12 +162,15 @@ def test_the_example_files_with_one_percent_corrupted_records_land_exactly_and_a
         assert {k: got[k] for k in sent} == sent
         assert got["target"] == targets[got["row_id"]]
     assert sum(1 for r in stored if r["target"] is not None) == with_target
-    for data, reason, field in bad:
+    for data, index, field in bad_rows:
         document = quarantined(local_cloud, data)
-        assert document is not None, data[:80]
-        assert document["reason"].startswith(reason), document["reason"]
-        if field is not None:
-            assert field in {e["field"] for e in document["rejections"][0]["errors"]}
+        assert document is not None
+        (rejection,) = [r for r in document["rejections"] if r["row_index"] == index]
+        assert rejection["reason"] == "invalid row in envelope"
+        assert field in {e["field"] for e in rejection["errors"]}, rejection
+    for data, reason in unreadable:
+        document = quarantined(local_cloud, data)
+        assert document is not None and document["reason"].startswith(reason), (data[:60], document)
     keys = quarantine_keys(local_cloud)
 
     marker = moved(kaggle_rows(shared_data, 478, {0})[:1], 9481)
