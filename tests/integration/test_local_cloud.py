@@ -19,6 +19,18 @@ from closecast_tools.local.template import Template
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+FEATURES = (
+    "imbalance_size",
+    "reference_price",
+    "matched_size",
+    "far_price",
+    "near_price",
+    "bid_price",
+    "bid_size",
+    "ask_price",
+    "ask_size",
+    "wap",
+)
 
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -243,7 +255,7 @@ def test_post_then_get_on_each_resource(local_cloud: Any) -> None:
     )
     assert status == 201
     _, listed = http("GET", f"{api}/date_mappings/?date_id=900")
-    assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02"}]
+    assert listed["data"] == [{"date_id": 900, "trading_date": "2024-01-02", "date": "2024-01-02"}]
     model = {
         "name": "xgb-test",
         "artifact_uri": "s3://closecast-data/models/m.ubj",
@@ -359,6 +371,7 @@ def test_replaying_the_kaggle_example_files_lands_every_row_and_target(
                         "date_id": 3_000_000_000,
                         "seconds_in_bucket": 0,
                         "imbalance_buy_sell_flag": 0,
+                        **dict.fromkeys(FEATURES),
                     }
                 ]
             },

@@ -70,3 +70,38 @@ def test_a_json_body_that_is_not_utf8_is_passed_base64_encoded() -> None:
     )
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == b"\xff\xfe{}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"BREW /stock_data/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 404),
+        (b"TRACE /stock_data/ HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 404),
+        (b"GET /stock_data/ HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
+    ],
+    ids=["unknown-method", "trace", "too-many-headers"],
+)
+def test_the_gateway_answers_every_request_with_json(raw: bytes, status: int) -> None:
+    """Given a method no route has, or a request http.server refuses, then the gateway answers with a JSON body
+    (API Gateway's 404 for an unknown method), never http.server's HTML page."""
+    import json
+    import socket
+
+    from closecast_tools.local.gateway import LocalGateway
+
+    gateway = LocalGateway(
+        [Route("GET", "/stock_data/", "F")], lambda name, event: InvokeResult(True, {})
+    ).start()
+    try:
+        host, port = gateway.server.server_address[:2]
+        with socket.create_connection((str(host), int(port)), timeout=10) as sock:
+            sock.sendall(raw)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+    finally:
+        gateway.stop()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode()
+    assert b"content-type: application/json" in head.lower()
+    assert "message" in json.loads(body)

@@ -44,6 +44,11 @@ class ConfigurationError(CloseCastError):
         self.code = code
 
 
+class Unprocessable(InvalidInput):
+    """Like InvalidInput, for a fault of the body's shape that its model could not express (a field given under
+    neither of its two names): a 422, as pydantic's own validation errors are."""
+
+
 class NotFound(CloseCastError):
     """The resource asked for does not exist."""
 

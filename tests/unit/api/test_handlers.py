@@ -368,9 +368,9 @@ def test_the_original_model_body_registers_a_model(call: Call, fake_api: FakeDat
         ({"model_name": "m", "version": True, "model_artifact_path": "k"}, 422, "version"),
         ({"model_name": "m", "model_artifact_path": "k", "date_id": "380"}, 422, "date_id"),
         ({"model_name": "m", "model_artifact_path": "k", "owner": "me"}, 422, "owner"),
-        ({"model_artifact_path": "k"}, 400, "name"),
-        ({"model_name": "m"}, 400, "artifact_uri"),
-        ({"name": "a", "model_name": "b", "model_artifact_path": "k"}, 400, "model_name"),
+        ({"model_artifact_path": "k"}, 422, "name"),
+        ({"model_name": "m"}, 422, "artifact_uri"),
+        ({"name": "a", "model_name": "b", "model_artifact_path": "k"}, 422, "model_name"),
     ],
 )
 def test_a_model_body_is_strict(call: Call, body: dict[str, Any], status: int, field: str) -> None:
@@ -450,3 +450,34 @@ def test_healthcheck_is_503_when_the_database_does_not_answer(call: Call, fake_a
     answered = call("healthcheck", event("GET", "/healthcheck/"))
     assert answered.status == 503
     assert answered.body["database"] == "unreachable"
+
+
+# ------------------------------------------------------------------ strict ids in queries
+
+
+@pytest.mark.parametrize("value", ["1.0", "1_000", "+1", " 1", "1e2", "true", "-1"])
+@pytest.mark.parametrize(
+    ("function", "path", "name"),
+    [
+        ("stock_data", "/stock_data/", "date_id"),
+        ("stock_data", "/stock_data/", "start_date_id"),
+        ("stock_data", "/stock_data/", "page"),
+        ("date_mappings", "/date_mappings/", "date_id"),
+        ("models", "/models/", "model_id"),
+        ("model_inferences", "/model-inferences/", "model_id"),
+    ],
+)
+def test_an_id_in_the_query_is_digits_only(
+    call: Call, function: str, path: str, name: str, value: str
+) -> None:
+    """Given an id written as anything but digits, then 422 naming it (never read as a nearby number)."""
+    answered = call(function, event("GET", path, {name: value}))
+    assert answered.status == 422
+    assert answered.body["errors"][0]["field"] == name
+
+
+def test_a_get_with_a_body_ignores_it(call: Call) -> None:
+    answered = call(
+        "stock_data", event("GET", "/stock_data/", body="x", headers={"content-type": "text/plain"})
+    )
+    assert answered.status == 200

@@ -7,6 +7,7 @@ for the caller's faults and 5xx (no internals) for ours.
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any, Generic, TypeVar
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from closecast.config import ConfigurationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError, ResponseTooLarge, TransientDatabaseError
-from closecast.errors import Conflict, InvalidInput, NotFound
+from closecast.errors import Conflict, InvalidInput, NotFound, Unprocessable
 
 logger = Logger(child=True)
 
@@ -60,7 +61,7 @@ ERROR_STATUSES: dict[int, str] = {
     422: "Request validation failed (the body names each field)",
     503: "The database is waking up or busy; retry after Retry-After seconds",
 }
-READ_ERRORS = (400, 401, 403, 422, 503)
+READ_ERRORS = (400, 401, 403, 413, 422, 503)
 WRITE_ERRORS = (400, 401, 403, 413, 415, 422, 503)
 
 
@@ -84,8 +85,9 @@ def documented(
 def refuse_unreadable_body(event: dict[str, Any]) -> Response[str] | None:
     """A body that is not JSON is a 415 before anything parses it (multipart with or without a boundary, form
     data, text); a missing Content-Type means JSON, as API Gateway's clients expect."""
-    if not event.get("body"):
-        return None
+    method = str((event.get("requestContext") or {}).get("http", {}).get("method", "")).upper()
+    if not event.get("body") or method not in ("POST", "PUT", "PATCH"):
+        return None  # a GET's body is ignored, as API Gateway's integrations do
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type in ("", "application/json"):
@@ -139,6 +141,38 @@ def _refused_field(exc: DatabaseError) -> str | None:
     return match.group("column")
 
 
+_DIGITS = re.compile(r"^[0-9]{1,19}$")
+
+
+def _is_int(annotation: Any) -> bool:
+    return annotation is int or (
+        int in typing.get_args(annotation) and bool not in typing.get_args(annotation)
+    )
+
+
+def _digits_only_ids(app: APIGatewayHttpResolver, next_middleware: Callable[..., Any]) -> Any:
+    """Strict ids: an integer query parameter is digits only. Validation (which runs first) reads `1.0`, `+1`
+    or `1_000` as numbers; here they are refused, naming the parameter."""
+    route = app.context.get("_route")
+    query = app.current_event.query_string_parameters or {}
+    if route is not None and query:
+        bad = [
+            field.alias
+            for field in route.dependant.query_params
+            if _is_int(field.type_) and field.alias in query and not _DIGITS.fullmatch(query[field.alias])
+        ]
+        if bad:
+            return error_response(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "request validation failed",
+                [
+                    {"field": name, "location": "query", "message": "must be a whole number in digits"}
+                    for name in bad
+                ],
+            )
+    return next_middleware(app)
+
+
 def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGatewayHttpResolver:
     """A resolver with validation on and closecast's error mapping. `allowed_query` maps a path to the query
     parameters it takes, so that an unknown one (a typo such as `?dateid=`) is refused instead of ignored."""
@@ -171,7 +205,8 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
 
     @app.exception_handler(InvalidInput)
     def _bad(exc: InvalidInput) -> Response[str]:
-        return error_response(HTTPStatus.BAD_REQUEST, exc.message, exc.details())
+        status = HTTPStatus.UNPROCESSABLE_ENTITY if isinstance(exc, Unprocessable) else HTTPStatus.BAD_REQUEST
+        return error_response(status, exc.message, exc.details())
 
     @app.exception_handler(NotFound)
     def _missing(exc: NotFound) -> Response[str]:
@@ -218,6 +253,8 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
     def _config(exc: ConfigurationError) -> Response[str]:
         logger.exception("configuration error")
         return error_response(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error")
+
+    app.use([_digits_only_ids])
 
     if allowed_query:
 

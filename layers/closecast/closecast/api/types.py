@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from closecast.errors import InvalidInput
+from closecast.errors import Unprocessable
 from closecast.market.schema import INT4_MAX, MAX_DATE_ID, MAX_STOCK_ID
 
 T = TypeVar("T")
@@ -92,8 +92,8 @@ def same_or_either(
 ) -> T | None:
     """One value given under closecast's name or the original's: either one, or both when equal."""
     if ours is not None and theirs is not None and ours != theirs:
-        raise InvalidInput(f"`{name}` and `{other}` differ; give one", field=other)
+        raise Unprocessable(f"`{name}` and `{other}` differ; give one", field=other)
     value = ours if ours is not None else theirs
     if value is None and not optional:
-        raise InvalidInput(f"give `{name}` (or `{other}`)", field=name)
+        raise Unprocessable(f"give `{name}` (or `{other}`)", field=name)
     return value
