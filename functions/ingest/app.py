@@ -43,7 +43,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             return {sequence for sequence in pool.map(store, entries) if sequence is not None}
 
     records = ingest.records_from_event(event)
-    outcome = ingest.process_batch(api, records, quarantine)
+    outcome = ingest.process_batch(api, records, quarantine, config.date_of)
     quarantined = len({r.record.sequence_number for r in outcome.rejections})
     metrics.add_metric("RecordsReceived", MetricUnit.Count, len(records))
     metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.rows_written)

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from closecast_tools.local.cloud import auth_headers, client
+from closecast_tools.local.moto_server import S3Disk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -165,6 +166,10 @@ def test_invoke_of_an_unknown_function_names_the_known_ones(tmp_path: Path) -> N
     assert "IngestFunction" in done.stderr
 
 
+def stored_objects(state_dir: Path, bucket: str) -> dict[str, bytes]:
+    return {key: body for key, body, _ in S3Disk(state_dir / "s3").objects(bucket)}
+
+
 def processes_using(path: Path) -> list[str]:
     """Command lines of live processes that mention `path` (moto's log, PostgreSQL's data dir, ...)."""
     found = []
@@ -233,8 +238,8 @@ def test_sigterm_leaves_no_process_behind(tmp_path: Path, moment: str) -> None:
 
 def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> None:
     """Given `closecast up` serving, with an object in its bucket, when Ctrl-C reaches its whole process group
-    (as from a terminal), then it exits 0, saves the bucket first (moto is not killed by the same Ctrl-C),
-    leaves no process behind, and the next start has the object again."""
+    (as from a terminal), then it exits 0, leaves no process behind, and the next start has the object
+    again."""
     state_dir = tmp_path / "state"
     process = subprocess.Popen(
         [sys.executable, "-m", "closecast_tools.cli", "up", "--state-dir", str(state_dir)],
@@ -255,7 +260,7 @@ def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> Non
     children = children_of(process.pid)
     os.killpg(process.pid, signal.SIGINT)
     assert process.wait(timeout=60) == 0
-    assert (state_dir / "s3" / state["bucket"] / "models" / "kept.txt").read_bytes() == b"kept"
+    assert stored_objects(state_dir, state["bucket"])["models/kept.txt"] == b"kept"
     deadline = time.monotonic() + 15
     while (processes_using(state_dir) or alive(children)) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -267,5 +272,64 @@ def test_ctrl_c_at_the_terminal_stops_everything_in_order(tmp_path: Path) -> Non
         state = json.loads((state_dir / "local.json").read_text())
         s3 = client("s3", state["aws_endpoint_url"])
         assert s3.get_object(Bucket=state["bucket"], Key="models/kept.txt")["Body"].read() == b"kept"
+    finally:
+        assert stop(process, signal.SIGTERM) == 0
+
+
+def test_bucket_objects_survive_kill_9_of_the_whole_cloud(tmp_path: Path) -> None:
+    """Given `closecast up` with objects written to its bucket (one through the ingest quarantine, two put, one
+    of them overwritten, and one put then deleted), when its whole process group is killed with SIGKILL (no
+    chance to save anything), then the next start on the same state directory serves exactly the objects the
+    bucket held, with their last contents and content type."""
+    state_dir = tmp_path / "state"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "closecast_tools.cli", "up", "--state-dir", str(state_dir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("ready"):
+            break
+    state = json.loads((state_dir / "local.json").read_text())
+    bucket = state["bucket"]
+    s3 = client("s3", state["aws_endpoint_url"])
+    s3.put_object(Bucket=bucket, Key="models/a.json", Body=b"first", ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key="models/a.json", Body=b"second", ContentType="application/json")
+    s3.put_object(Bucket=bucket, Key="models/b.bin", Body=bytes(range(256)))
+    s3.put_object(Bucket=bucket, Key="models/gone.txt", Body=b"x")
+    s3.delete_object(Bucket=bucket, Key="models/gone.txt")
+    kinesis = client("kinesis", state["aws_endpoint_url"])
+    kinesis.put_record(StreamName=state["stream_name"], Data=b"not json", PartitionKey="k")
+    deadline = time.monotonic() + 120
+    quarantined: list[str] = []
+    while not quarantined and time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="quarantine/").get("Contents", [])
+        quarantined = [o["Key"] for o in listed]
+        time.sleep(0.2)
+    assert len(quarantined) == 1
+    before = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    deadline = time.monotonic() + 30  # moto follows its parent (SIGTERM from the kernel)
+    while any("moto_server" in c for c in processes_using(state_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    process, _ = start_up(state_dir)
+    try:
+        state = json.loads((state_dir / "local.json").read_text())
+        s3 = client("s3", state["aws_endpoint_url"])
+        after = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+        assert after == before == {"models/a.json", "models/b.bin", quarantined[0]}
+        a = s3.get_object(Bucket=bucket, Key="models/a.json")
+        assert (a["Body"].read(), a["ContentType"]) == (b"second", "application/json")
+        assert s3.get_object(Bucket=bucket, Key="models/b.bin")["Body"].read() == bytes(range(256))
+        document = json.loads(s3.get_object(Bucket=bucket, Key=quarantined[0])["Body"].read())
+        assert document["record"]["data"] == "not json"
     finally:
         assert stop(process, signal.SIGTERM) == 0

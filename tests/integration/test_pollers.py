@@ -253,3 +253,34 @@ def test_the_batching_window_gathers_records_that_arrive_close_together(moto_url
 
     run_kinesis(moto_url, name, 1, fn, until, batch_size=100, window_s=3.0)
     assert [len(c) for c in fn.calls] == [3]
+
+
+def test_unlimited_retries_hold_the_shard_until_the_batch_succeeds(moto_url: str) -> None:
+    """Given MaximumRetryAttempts -1 (the template's setting) and a function that fails 12 times (more than any
+    budget it had before) and then works, when polled, then the batch is retried until it succeeds, nothing
+    reaches the on-failure destination, and the records behind it are delivered after it, in order."""
+    fn = Scripted(
+        lambda n, records: InvokeResult(False, None, "Down", "db") if n <= 12 else InvokeResult(True)
+    )
+    sent, stats, messages = run_kinesis(
+        moto_url, "unlimited", 3, fn, lambda: len(fn.calls) >= 13, batch_size=10, max_retries=-1
+    )
+    assert len(fn.calls) == 13 and all(seqs(c) == sent for c in fn.calls)
+    assert stats.retries == 12 and stats.sent_to_destination == 0 and messages == []
+    assert stats.checkpoints["shardId-000000000000"] == sent[-1]
+
+
+def test_records_older_than_the_maximum_age_go_to_the_destination(moto_url: str) -> None:
+    """Given MaximumRecordAgeInSeconds 1 and a function that always fails, when polled for 4 s, then once the
+    records are older than that they are described on the on-failure queue (condition RecordAgeExceeded)
+    instead of being retried for ever."""
+    fn = Scripted(lambda n, records: InvokeResult(False, None, "Down", "db"))
+    started = time.monotonic()
+    sent, stats, messages = run_kinesis(
+        moto_url, "aged", 2, fn, lambda: time.monotonic() - started > 4, batch_size=10, max_record_age_s=1
+    )
+    body = json.loads(messages[0]["Body"])
+    assert body["requestContext"]["condition"] == "RecordAgeExceeded"
+    info = body["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"]) == (sent[0], sent[-1])
+    assert stats.sent_to_destination == 2 and len(messages) == 1

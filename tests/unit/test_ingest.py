@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -16,19 +19,29 @@ from tests.conftest import load_event
 pytestmark = pytest.mark.unit
 
 
+@dataclass
+class Call:
+    """One bulk write statement, its JSON parameters decoded."""
+
+    sql: str
+    rows: list[dict[str, Any]]
+    targets: list[dict[str, Any]]
+    dates: list[dict[str, Any]]
+
+
 class RecordingApi:
     """Stands in for the Data API in unit tests: records the statements, optionally fails."""
 
     def __init__(self, fail_with: Exception | None = None, fail_when: Any = None) -> None:
-        self.calls: list[tuple[str, list[dict[str, Any]]]] = []
+        self.calls: list[Call] = []
         self.fail_with = fail_with
-        self.fail_when = fail_when or (lambda sql, sets: True)
+        self.fail_when = fail_when or (lambda call: True)
 
-    def batch_execute(self, sql: str, param_sets: list[dict[str, Any]], **_: Any) -> int:
-        if self.fail_with is not None and self.fail_when(sql, param_sets):
+    def execute(self, sql: str, params: dict[str, Any], **_: Any) -> None:
+        call = Call(sql, *(json.loads(params[k]) for k in ("rows", "targets", "dates")))
+        if self.fail_with is not None and self.fail_when(call):
             raise self.fail_with
-        self.calls.append((sql, list(param_sets)))
-        return len(param_sets)
+        self.calls.append(call)
 
 
 class Store(list[ingest.Rejection]):
@@ -54,7 +67,7 @@ def test_rows_one_per_record_are_written_in_one_call() -> None:
     quarantined = Store()
     outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), quarantined)
     assert outcome.rows_written == 3
-    assert len(api.calls) == 1 and len(api.calls[0][1]) == 3
+    assert len(api.calls) == 1 and len(api.calls[0].rows) == 3
     assert quarantined == [] and outcome.response() == {"batchItemFailures": []}
 
 
@@ -106,14 +119,15 @@ def test_row_id_must_match_its_keys() -> None:
     assert rejections and "row_id" in json.dumps(rejections[0].errors)
 
 
-def test_revealed_targets_update_rows() -> None:
-    """Given a revealed-targets record, when processed, then one UPDATE per target is sent in one call."""
+def test_revealed_targets_are_upserted_apart_in_one_call() -> None:
+    """Given a revealed-targets record, when processed, then both targets go in one statement, to the
+    revealed_target table."""
     api = RecordingApi()
     outcome = ingest.process_batch(api, records("ingest/kinesis-revealed-targets.json"), Store())
     assert outcome.targets_revealed == 2
-    sql, sets = api.calls[0]
-    assert sql.startswith("INSERT INTO revealed_target")
-    assert sets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -5.429983}
+    (call,) = api.calls
+    assert "INSERT INTO revealed_target" in call.sql and call.rows == []
+    assert call.targets[0] == {"date_id": 478, "seconds_in_bucket": 0, "stock_id": 0, "target": -5.429983}
 
 
 def test_transient_database_fault_reports_every_writing_record_for_retry() -> None:
@@ -133,8 +147,8 @@ def test_a_record_the_database_refuses_is_isolated_and_quarantined() -> None:
     batch = records("ingest/kinesis-rows.json")
     bad_stock = json.loads(batch[1].data)["stock_id"]
 
-    def refuses(sql: str, sets: list[dict[str, Any]]) -> bool:
-        return any(s["stock_id"] == bad_stock for s in sets)
+    def refuses(call: Call) -> bool:
+        return any(row["stock_id"] == bad_stock for row in call.rows)
 
     api = RecordingApi(
         fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
@@ -164,7 +178,8 @@ def test_quarantine_document_keeps_the_raw_record() -> None:
     document = entry.document()
     assert document["record"]["data"] is None
     assert base64.b64decode(document["record"]["data_base64"]) == b"\xff\xfe"
-    assert entry.key("quarantine/").endswith("/shardId-0/42.json")
+    digest = hashlib.sha256(record.data).hexdigest()
+    assert entry.key("quarantine/") == f"quarantine/{digest}.json"
 
 
 def test_every_bad_row_of_an_envelope_goes_into_one_quarantine_object() -> None:
@@ -207,8 +222,8 @@ def test_one_refused_row_of_an_envelope_does_not_sink_the_others() -> None:
     batch = records("ingest/kinesis-envelope.json")
     bad_stock = json.loads(batch[0].data)["data"][1]["stock_id"]
 
-    def refuses(sql: str, sets: list[dict[str, Any]]) -> bool:
-        return any(s["stock_id"] == bad_stock for s in sets)
+    def refuses(call: Call) -> bool:
+        return any(row["stock_id"] == bad_stock for row in call.rows)
 
     api = RecordingApi(
         fail_with=CheckViolation("violates check constraint", sqlstate="23514"), fail_when=refuses
@@ -234,3 +249,65 @@ def test_strings_and_booleans_are_not_taken_for_numbers() -> None:
     _, rejections = ingest.parse(ingest.StreamRecord("1", "1", json.dumps(row).encode()))
     fields = {e["field"] for e in rejections[0].errors}
     assert {"stock_id", "date_id"} <= fields
+
+
+def test_the_date_mappings_of_the_batch_go_in_the_same_call() -> None:
+    """Given rows of date 478 and a calendar, when processed, then the one statement also carries the date
+    mapping of date 478 (created if new)."""
+    api = RecordingApi()
+    ingest.process_batch(
+        api, records("ingest/kinesis-rows.json"), Store(), lambda d: dt.date(2024, 11, 1) + dt.timedelta(d)
+    )
+    (call,) = api.calls
+    date_ids = sorted({row["date_id"] for row in call.rows})
+    assert call.dates == [
+        {"date_id": d, "trading_date": (dt.date(2024, 11, 1) + dt.timedelta(d)).isoformat()} for d in date_ids
+    ]
+    assert "INSERT INTO date_mapping" in call.sql and "ON CONFLICT DO NOTHING" in call.sql
+
+
+def test_a_key_sent_twice_in_a_batch_is_written_once_with_its_later_values() -> None:
+    """Given two records with the same row key (the later with another wap), when processed, then the
+    statement carries the row once, with the later wap (one upsert may not touch a row twice)."""
+    first = json.loads(records("ingest/kinesis-rows.json")[0].data)
+    later = dict(first, wap=1.2345)
+    batch = [
+        ingest.StreamRecord("1", "k", json.dumps(first).encode()),
+        ingest.StreamRecord("2", "k", json.dumps(later).encode()),
+    ]
+    api = RecordingApi()
+    outcome = ingest.process_batch(api, batch, Store())
+    (call,) = api.calls
+    assert [row["wap"] for row in call.rows] == [1.2345] and outcome.rows_written == 1
+
+
+def test_a_large_batch_is_split_into_chunks_under_the_request_limit() -> None:
+    """Given 2,000 rows and a 64 KiB chunk budget, when written, then several statements carry them, each
+    parameter set under the budget, every row exactly once, in key order."""
+    from closecast.market.schema import KAGGLE_COLUMNS, Snapshot
+    from closecast.resources.stock_data import sql
+
+    empty = dict.fromkeys(KAGGLE_COLUMNS)
+    rows = [
+        Snapshot.model_validate(
+            {
+                **empty,
+                "stock_id": s,
+                "date_id": d,
+                "seconds_in_bucket": 0,
+                "imbalance_buy_sell_flag": 1,
+                "wap": 1.0 + s / 1e4,
+                "time_id": d * 55,
+                "row_id": f"{d}_0_{s}",
+            }
+        )
+        for d in (1, 2)
+        for s in range(1000)
+    ]
+    api = RecordingApi()
+    result = sql.write(api, rows, chunk_bytes=64 * 1024)  # type: ignore[arg-type]
+    assert result.rows == 2000 and result.calls == len(api.calls) > 1
+    keys = [(r["date_id"], r["stock_id"]) for call in api.calls for r in call.rows]
+    assert keys == sorted((d, s) for d in (1, 2) for s in range(1000))
+    for call in api.calls:
+        assert len(json.dumps(json.dumps(call.rows, separators=(",", ":")))) < 64 * 1024

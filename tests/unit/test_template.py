@@ -40,15 +40,36 @@ def test_every_zip_function_handler_imports(template: Template, monkeypatch: pyt
 
 def test_ingest_mapping_has_partial_batches_bisect_retries_and_destination(template: Template) -> None:
     """Given the Kinesis mapping of the ingest function, then it reports item failures, bisects on error,
-    bounds its retries and names an on-failure destination."""
+    retries until its records expire from the stream (by default) and names an on-failure destination."""
     (mapping,) = [m for m in template.event_source_mappings() if m.kind == "Kinesis"]
     props = mapping.properties
+    defaults = template.parameter_defaults()
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BisectBatchOnFunctionError"] is True
-    assert "MaximumRetryAttempts" in props
+    assert props["MaximumRetryAttempts"] == {"Ref": "IngestMaximumRetryAttempts"}
+    assert props["MaximumRecordAgeInSeconds"] == {"Ref": "IngestMaximumRecordAgeInSeconds"}
+    assert defaults["IngestMaximumRetryAttempts"] == defaults["IngestMaximumRecordAgeInSeconds"] == -1
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["IngestFailureQueue", "Arn"]
     }
+
+
+def test_alarms_watch_the_iterator_age_the_failure_queue_and_the_dead_letter_queue(
+    template: Template,
+) -> None:
+    """Given the alarms, then one watches the ingest function's iterator age and one each the ingest failure
+    queue and the jobs dead-letter queue, all notifying the alarm topic."""
+    watched = {}
+    for alarm_id in template.of_type("AWS::CloudWatch::Alarm"):
+        props = template.resources[alarm_id]["Properties"]
+        dimension = props["Dimensions"][0]["Value"]
+        watched[props["MetricName"], str(dimension)] = props["AlarmActions"]
+    assert set(watched) == {
+        ("IteratorAge", str({"Ref": "IngestFunction"})),
+        ("ApproximateNumberOfMessagesVisible", str({"Fn::GetAtt": ["IngestFailureQueue", "QueueName"]})),
+        ("ApproximateNumberOfMessagesVisible", str({"Fn::GetAtt": ["JobsDeadLetterQueue", "QueueName"]})),
+    }
+    assert all(actions == [{"Ref": "AlarmTopic"}] for actions in watched.values())
 
 
 def test_every_resource_has_get_and_post_with_and_without_trailing_slash(template: Template) -> None:

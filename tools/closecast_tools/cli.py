@@ -13,6 +13,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "closecast_tools.local.commands",
     "closecast_tools.market.commands",
     "closecast_tools.openapi",
+    "closecast_tools.redrive",
+    "closecast_tools.calendar",
 )
 
 

@@ -5,14 +5,16 @@ Logic and data access never read `os.environ`; handlers call `load(SomeConfig)` 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Mapping
 from functools import cache
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from closecast.errors import ConfigurationError
+from closecast.trading_calendar import xnas
 
 __all__ = [
     "ApiConfig",
@@ -33,9 +35,28 @@ class DatabaseConfig(_EnvModel):
     cluster_arn: str = Field(alias="DB_CLUSTER_ARN", pattern=r"^arn:aws[\w-]*:rds:")
     secret_arn: str = Field(alias="DB_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
     database: str = Field(alias="DB_NAME", min_length=1)
+    # how long one call keeps retrying while the database is unavailable or resuming (~15 s from auto-pause)
+    data_api_retry_seconds: float = Field(default=30.0, alias="DATA_API_RETRY_SECONDS", ge=0, le=600)
 
 
-class ApiConfig(DatabaseConfig):
+class CalendarConfig(_EnvModel):
+    """Where date_id 0 falls: date mappings of new date_ids are the XNAS sessions counted from it."""
+
+    first_trading_date: dt.date = Field(default=dt.date(2023, 1, 3), alias="FIRST_TRADING_DATE")
+
+    @field_validator("first_trading_date")
+    @classmethod
+    def _a_session(cls, value: dt.date) -> dt.date:
+        if not xnas().is_session(value):
+            raise ValueError(f"{value.isoformat()} is not an XNAS trading session")
+        return value
+
+    def date_of(self, date_id: int) -> dt.date | None:
+        """The trading date of `date_id` (None past the calendar's range)."""
+        return xnas().date_of(self.first_trading_date, date_id)
+
+
+class ApiConfig(DatabaseConfig, CalendarConfig):
     """The REST resource functions. `authorization`: `cognito-groups` (the default, as deployed: the caller's
     token groups are checked) or `none` (only `closecast up --no-auth` sets it). `bucket`: the stack's bucket,
     where every artifact and predictions location must lie; it also turns a key in it (the original clients'
@@ -54,7 +75,7 @@ class MigrateConfig(DatabaseConfig):
     writer_secret_arn: str = Field(alias="DB_WRITER_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
 
 
-class IngestConfig(DatabaseConfig):
+class IngestConfig(DatabaseConfig, CalendarConfig):
     bucket: str = Field(alias="BUCKET_NAME", min_length=3)
     quarantine_prefix: str = Field(default="quarantine/", alias="QUARANTINE_PREFIX")
 

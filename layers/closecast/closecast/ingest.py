@@ -7,9 +7,10 @@ Record shapes (JSON, UTF-8):
 - revealed targets: `{"revealed_targets": [{"date_id", "seconds_in_bucket", "stock_id", "target"}, ...]}`.
 
 Why not one Data API call per record (Powertools' BatchProcessor record handler): a batch of 100 records
-would cost 100 round trips. Here the batch is validated record by record, then written in one call; if that
-call fails for a reason a record carries (a constraint the validation did not catch), records are written one
-by one so that only the offending record is quarantined. Transient faults fail the records they touch, so that
+would cost 100 round trips. Here the batch is validated record by record and written in bulk, one statement per
+~4 MiB (rows, revealed targets and new date mappings together), a group being written while the next is
+validated; if a write fails for a reason a record carries (a constraint the validation did not catch), its
+records are written one by one, then row by row, so that only the offending row is quarantined. Transient faults fail the records they touch, so that
 Kinesis delivers them again from the lowest failed sequence number; upserts make that harmless.
 """
 
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,19 +163,16 @@ def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
     return parsed, []
 
 
-def _write(api: DataApi, items: Sequence[Parsed]) -> tuple[int, int]:
-    rows: dict[tuple[int, int, int], Snapshot] = {}
-    for item in items:  # later records win within a batch (Kinesis keeps order per shard)
-        for row in item.rows:
-            rows[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
-    # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
-    written = stock_data.upsert(api, [rows[key] for key in sorted(rows)])
-    targets = sorted(
-        (t for item in items for t in item.targets),
-        key=lambda t: (t.date_id, t.seconds_in_bucket, t.stock_id),
+def _write(api: DataApi, items: Sequence[Parsed], date_of: stock_data.DateOf | None) -> tuple[int, int]:
+    """One bulk write of the items' rows and targets (later records win within a batch: Kinesis keeps order
+    per shard), creating the date mappings of new date_ids."""
+    result = stock_data.write(
+        api,
+        [row for item in items for row in item.rows],
+        [t for item in items for t in item.targets],
+        date_of=date_of,
     )
-    revealed = stock_data.reveal_targets(api, targets)
-    return written, revealed
+    return result.rows, result.targets
 
 
 def _refused(exc: Exception) -> bool:
@@ -182,18 +182,24 @@ def _refused(exc: Exception) -> bool:
     return isinstance(exc, ValueError | TypeError)  # a value the Data API cannot even carry
 
 
-def _write_isolating(api: DataApi, item: Parsed, outcome: BatchOutcome, failed: set[str]) -> None:
+def _write_isolating(
+    api: DataApi,
+    item: Parsed,
+    outcome: BatchOutcome,
+    failed: set[str],
+    date_of: stock_data.DateOf | None,
+) -> None:
     """Write one record's rows; when the database refuses some, halve until each refused row stands alone and
     quarantine just those."""
     try:
-        rows, targets = _write(api, [item])
+        rows, targets = _write(api, [item], date_of)
     except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if not _refused(exc):
             failed.add(item.record.sequence_number)
             return
         if item.size() > 1:
             for half in item.halves():
-                _write_isolating(api, half, outcome, failed)
+                _write_isolating(api, half, outcome, failed, date_of)
             return
         index = item.row_indices[0] if item.rows else None
         outcome.rejections.append(Rejection(item.record, f"refused by the database: {exc}", row_index=index))
@@ -209,9 +215,10 @@ class QuarantineEntry:
     record: StreamRecord
     rejections: list[Rejection]
 
-    def key(self, prefix: str, today: dt.date | None = None) -> str:
-        day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
-        return f"{prefix}{day}/{self.record.shard_id or 'shard'}/{self.record.sequence_number}.json"
+    def key(self, prefix: str) -> str:
+        """Named by the record's content: the same bad record delivered or replayed again lands on the same
+        object, so a replay changes nothing in the quarantine either."""
+        return f"{prefix}{hashlib.sha256(self.record.data).hexdigest()}.json"
 
     @property
     def reason(self) -> str:
@@ -255,31 +262,68 @@ def quarantine_entries(rejections: Sequence[Rejection]) -> list[QuarantineEntry]
 Quarantine = Callable[[Sequence[QuarantineEntry]], set[str]]
 
 
-def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Quarantine) -> BatchOutcome:
+# Rows per write while the rest of the batch is still being validated: about one Data API request's worth.
+GROUP_ROWS = 10_000
+
+
+def _parse_safely(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
+    try:
+        return parse(record)
+    except Exception as exc:  # no record may crash the batch: an unforeseen fault quarantines it
+        return Parsed(record), [Rejection(record, f"unreadable record: {type(exc).__name__}")]
+
+
+def _write_group(
+    api: DataApi, items: list[Parsed], date_of: stock_data.DateOf | None
+) -> tuple[BatchOutcome, set[str]]:
+    """Write the rows of whole records in one go; when the database refuses something, find it record by
+    record and then row by row; on a transient fault, fail the group's records (delivered again)."""
     outcome = BatchOutcome()
     failed: set[str] = set()
-    parsed_items: list[Parsed] = []
-    for record in records:
-        try:
-            parsed, rejections = parse(record)
-        except Exception as exc:  # no record may crash the batch: an unforeseen fault quarantines it
-            parsed, rejections = (
-                Parsed(record),
-                [Rejection(record, f"unreadable record: {type(exc).__name__}")],
-            )
-        parsed_items.append(parsed)
-        outcome.rejections.extend(rejections)
-
-    writable = [p for p in parsed_items if p.size()]
     try:
-        outcome.rows_written, outcome.targets_revealed = _write(api, writable)
+        outcome.rows_written, outcome.targets_revealed = _write(api, items, date_of)
     except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if _refused(exc):
-            # something in the batch is refused: find it, record by record and then row by row
-            for item in writable:
-                _write_isolating(api, item, outcome, failed)
+            for item in items:
+                _write_isolating(api, item, outcome, failed, date_of)
         else:  # transient (resuming, throttled, deadlock, ...): Kinesis delivers these records again
-            failed.update(p.record.sequence_number for p in writable)
+            failed.update(p.record.sequence_number for p in items)
+    return outcome, failed
+
+
+def process_batch(
+    api: DataApi,
+    records: Sequence[StreamRecord],
+    quarantine: Quarantine,
+    date_of: stock_data.DateOf | None = None,
+) -> BatchOutcome:
+    """Validate the records in order and write their rows in groups of whole records (about one request
+    each): a group is written by one writer thread while the next is validated, so the database and the
+    validation work at the same time. Groups are written in order, so a later record still wins."""
+    outcome = BatchOutcome()
+    failed: set[str] = set()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        pending: list[Future[tuple[BatchOutcome, set[str]]]] = []
+        group: list[Parsed] = []
+        size = 0
+        for record in records:
+            parsed, rejections = _parse_safely(record)
+            outcome.rejections.extend(rejections)
+            if not parsed.size():
+                continue
+            group.append(parsed)
+            size += parsed.size()
+            if size >= GROUP_ROWS:
+                pending.append(writer.submit(_write_group, api, group, date_of))
+                group, size = [], 0
+        if group:
+            pending.append(writer.submit(_write_group, api, group, date_of))
+        for future in pending:
+            written, group_failed = future.result()
+            outcome.rows_written += written.rows_written
+            outcome.targets_revealed += written.targets_revealed
+            outcome.rejections.extend(written.rejections)
+            failed |= group_failed
 
     entries = quarantine_entries(outcome.rejections)
     if entries:

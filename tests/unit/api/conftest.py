@@ -19,6 +19,7 @@ import pytest
 from closecast.api import handler as api_handler
 from closecast.config import ApiConfig
 from closecast.db.data_api import Result
+from closecast.market.schema import STORED_COLUMNS
 
 REPO = Path(__file__).resolve().parents[3]
 BUCKET = "closecast-databucket"  # the local cloud's name of the stack's bucket (as in events/)
@@ -41,6 +42,12 @@ class FakeDataApi:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, **_: Any) -> Result:
         params = dict(params or {})
         self.calls.append((sql, params))
+        if "rows" in params:  # the bulk write: its JSON rows (a missing key is NULL), like a batch's sets
+            self.batches.append(
+                (sql, [{**dict.fromkeys(STORED_COLUMNS), **r} for r in json.loads(params["rows"])])
+            )
+        if "mappings" in params:
+            self.batches.append((sql, json.loads(params["mappings"])))
         for answer in self.answers:
             outcome = answer(sql, params)
             if isinstance(outcome, Exception):

@@ -38,7 +38,7 @@ from closecast_tools.local.poller import (
     SqsMapping,
     SqsPoller,
 )
-from closecast_tools.local.postgres import PostgresServer, open_postgres
+from closecast_tools.local.postgres import EmbeddedPostgres, PostgresServer, open_postgres, start_embedded
 from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult, die_with_parent
 from closecast_tools.local.template import Template, TemplateError, resolve
 
@@ -94,9 +94,14 @@ class LocalResources:
             raise TemplateError(f"!GetAtt {logical_id}.{attr}: not known locally") from None
 
 
-def template_parameters(template: Template) -> dict[str, Any]:
+def template_parameters(template: Template, overrides: dict[str, str] | None = None) -> dict[str, Any]:
+    """The template's parameter defaults, with `overrides` (unknown names refused), and pseudo parameters."""
+    unknown = sorted(set(overrides or {}) - set(template.parameters))
+    if unknown:
+        raise TemplateError(f"unknown template parameter(s): {', '.join(unknown)}")
     return {
         **template.parameter_defaults(),
+        **(overrides or {}),
         "AWS::Region": REGION,
         "AWS::AccountId": ACCOUNT,
         "AWS::Partition": "aws",
@@ -163,13 +168,16 @@ class CloudOptions:
     max_instances: int = 2
     pollers: bool = True
     auth: bool = True  # False: `--no-auth`, routes served without tokens
+    parameter_overrides: dict[str, str] = field(
+        default_factory=dict
+    )  # like `sam deploy --parameter-overrides`
 
 
 class LocalCloud:
     def __init__(self, options: CloudOptions) -> None:
         self.options = options
         self.template = Template(options.root / "template.yaml")
-        self.parameters = template_parameters(self.template)
+        self.parameters = template_parameters(self.template, options.parameter_overrides)
         self.resources = LocalResources()
         self.postgres: PostgresServer | None = None
         self.data_api: LocalDataApi | None = None
@@ -205,13 +213,25 @@ class LocalCloud:
 
     def _start_aws(self) -> None:
         """moto in server mode, in its own process: its state belongs to this cloud alone (moto keeps its
-        backends in process-wide globals, so an in-process server would share them with anything else)."""
+        backends in process-wide globals, so an in-process server would share them with anything else). Bucket
+        objects are written through to `.closecast/s3` before each request is answered, and loaded again when
+        the bucket is created, so they survive a crash of the whole cloud."""
         port = free_port(self.options.host)
         log_dir = self.options.state_dir / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         with open(log_dir / "moto.log", "ab") as log_file:
             self.moto = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.options.host, "-p", str(port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "closecast_tools.local.moto_server",
+                    "-H",
+                    self.options.host,
+                    "-p",
+                    str(port),
+                    "--s3-dir",
+                    str(self._bucket_dir()),
+                ],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -407,7 +427,6 @@ class LocalCloud:
                 res.refs[logical_id] = f"arn:aws:iam::{ACCOUNT}:policy/closecast-local-{logical_id}"
             else:
                 res.refs[logical_id] = f"closecast-local-{logical_id}"
-        self._restore_buckets(s3)
 
     def _props(self, logical_id: str) -> dict[str, Any]:
         props = self.template.resources[logical_id].get("Properties", {})
@@ -501,6 +520,7 @@ class LocalCloud:
                     report_item_failures="ReportBatchItemFailures" in response_types,
                     bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
                     max_retries=int(props.get("MaximumRetryAttempts", -1)),
+                    max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
                     on_failure_queue_url=self._queue_url_of(destination),
                 )
                 shards = kinesis.list_shards(StreamName=stream_name)["Shards"]
@@ -561,6 +581,7 @@ class LocalCloud:
             "auth": self.options.auth,
             "demo_user": self.demo_user,
             "functions": sorted(self.template.functions),
+            "parameter_overrides": self.options.parameter_overrides,
             "resources": {"refs": self.resources.refs, "attrs": self.resources.attrs},
             "logs": str(self.options.state_dir / "logs"),
             "pid": os.getpid(),
@@ -574,36 +595,19 @@ class LocalCloud:
     def _bucket_dir(self) -> Path:
         return self.options.state_dir / "s3"
 
-    def _restore_buckets(self, s3: Any) -> None:
-        """moto keeps objects in memory: the local cloud saves them on stop and puts them back on start."""
-        root = self._bucket_dir()
-        if not root.is_dir():
-            return
-        for bucket_dir in root.iterdir():
-            if not bucket_dir.is_dir():
-                continue
-            for path in bucket_dir.rglob("*"):
-                if path.is_file():
-                    s3.put_object(
-                        Bucket=bucket_dir.name,
-                        Key=path.relative_to(bucket_dir).as_posix(),
-                        Body=path.read_bytes(),
-                    )
+    # ------------------------------------------------------------------ drills
+    def stop_database(self) -> None:
+        """Stop the embedded PostgreSQL, data kept (an outage drill): meanwhile the Data API answers
+        `DatabaseUnavailableException`, as for a cluster that cannot be reached."""
+        if not isinstance(self.postgres, EmbeddedPostgres):
+            raise RuntimeError("only the embedded PostgreSQL can be stopped and started by the local cloud")
+        self.postgres.stop()
 
-    def _save_buckets(self) -> None:
-        s3 = client("s3", self.aws_endpoint_url)
-        root = self._bucket_dir()
-        for logical_id in self.template.of_type("AWS::S3::Bucket"):
-            name = self.resources.refs.get(logical_id)
-            if not name:
-                continue
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
-                for obj in page.get("Contents", []):
-                    target = root / name / obj["Key"]
-                    if ".." in Path(obj["Key"]).parts:
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(s3.get_object(Bucket=name, Key=obj["Key"])["Body"].read())
+    def start_database(self) -> None:
+        """Start the embedded PostgreSQL again on the same data (the Data API reconnects by itself)."""
+        if not isinstance(self.postgres, EmbeddedPostgres):
+            raise RuntimeError("only the embedded PostgreSQL can be stopped and started by the local cloud")
+        self.postgres = start_embedded(self.options.state_dir / "pg")
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
@@ -615,10 +619,6 @@ class LocalCloud:
         if self.runtime is not None:
             self.runtime.close()
         if self.moto is not None:
-            try:
-                self._save_buckets()
-            except Exception as exc:
-                log.warning("could not save the local buckets: %s", exc)
             self.moto.terminate()
             try:
                 self.moto.wait(timeout=10)

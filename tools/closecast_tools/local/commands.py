@@ -76,6 +76,13 @@ def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="serve every route without a token (for token-less clients such as the original's)",
     )
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameters, as `sam deploy --parameter-overrides` takes them",
+    )
 
 
 def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
@@ -87,7 +94,19 @@ def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
         api_port=getattr(args, "port", 0),
         pollers=pollers,
         auth=not getattr(args, "no_auth", False),
+        parameter_overrides=parse_overrides(getattr(args, "parameter_overrides", [])),
     )
+
+
+def parse_overrides(items: list[str]) -> dict[str, str]:
+    """`Name=Value` pairs (ParameterKey=...,ParameterValue=... is not needed locally)."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--parameter-overrides: expected NAME=VALUE, got {item!r}")
+        overrides[name] = value
+    return overrides
 
 
 class Interrupted(Exception):
@@ -185,6 +204,27 @@ def resolve_function(template: Template, name: str, event: dict[str, Any] | None
     )
 
 
+def local_runtime(
+    template: Template, root: Path, state: dict[str, Any], state_dir: Path, functions: list[str]
+) -> FunctionRuntime:
+    """A runtime for `functions` with the environment the running local cloud (`state`) gives them."""
+    resources = LocalResources(refs=state["resources"]["refs"], attrs=state["resources"]["attrs"])
+    parameters = template_parameters(template, state.get("parameter_overrides") or {})
+    configs = {}
+    for logical_id in functions:
+        env = function_environment(
+            template,
+            parameters,
+            resources,
+            logical_id,
+            aws_endpoint_url=state["aws_endpoint_url"],
+            data_api_url=state["data_api_endpoint_url"],
+            auth=bool(state.get("auth", True)),
+        )
+        configs[logical_id] = function_config(template, root, logical_id, env)
+    return FunctionRuntime(configs, state_dir / "logs", max_instances=1)
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     root = repo_root()
     state_dir = (args.state_dir or root / ".closecast").resolve()
@@ -200,21 +240,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         cloud.start()
         state = cloud.state
     try:
-        resources = LocalResources(refs=state["resources"]["refs"], attrs=state["resources"]["attrs"])
-        env = function_environment(
-            template,
-            template_parameters(template),
-            resources,
-            logical_id,
-            aws_endpoint_url=state["aws_endpoint_url"],
-            data_api_url=state["data_api_endpoint_url"],
-            auth=bool(state.get("auth", True)),
-        )
-        runtime = FunctionRuntime(
-            {logical_id: function_config(template, root, logical_id, env)},
-            state_dir / "logs",
-            max_instances=1,
-        )
+        runtime = local_runtime(template, root, state, state_dir, [logical_id])
         try:
             result = runtime.invoke(logical_id, event)
         finally:

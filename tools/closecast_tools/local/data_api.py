@@ -33,6 +33,7 @@ Not emulated: ``continueAfterTimeout`` (the statement is always cancelled), the 
 from __future__ import annotations
 
 import base64
+import collections
 import datetime as dt
 import json
 import logging
@@ -950,6 +951,8 @@ class LocalDataApi:
         self._port = port
         self._faults: list[ApiError] = []
         self._faults_lock = threading.Lock()
+        # "<operation>:write" (INSERT/WITH/UPDATE/DELETE statements) or "<operation>:other" -> calls (metrics)
+        self.calls: collections.Counter[str] = collections.Counter()
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -1073,6 +1076,10 @@ def _handler_class(api: LocalDataApi) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._error(_bad_request("Request body is not valid JSON"))
                 return
+            verb = (str(body.get("sql") or "").split(None, 1) or [""])[0].upper()
+            writes = verb in ("INSERT", "WITH", "UPDATE", "DELETE")
+            with api._faults_lock:
+                api.calls[f"{operation}:{'write' if writes else 'other'}"] += 1
             try:
                 fault = api._take_fault()
                 if fault is not None:

@@ -32,6 +32,7 @@ class KinesisMapping:
     report_item_failures: bool = False
     bisect_on_error: bool = False
     max_retries: int = -1  # -1: until the record expires (Lambda's default)
+    max_record_age_s: int = -1  # -1: no limit but the stream's retention (Lambda's default)
     on_failure_queue_url: str | None = None
 
 
@@ -57,8 +58,9 @@ class MappingStats:
 
 
 def kinesis_event(
-    records: list[dict[str, Any]], shard_id: str, mapping: KinesisMapping, region: str
+    records: list[dict[str, Any]], shard_id: str, stream_arn: str, region: str
 ) -> dict[str, Any]:
+    """The event Lambda's Kinesis mapping sends, from GetRecords records of one shard."""
     return {
         "Records": [
             {
@@ -75,7 +77,7 @@ def kinesis_event(
                 "eventName": "aws:kinesis:record",
                 "invokeIdentityArn": "arn:aws:iam::123456789012:role/local",
                 "awsRegion": region,
-                "eventSourceARN": mapping.stream_arn,
+                "eventSourceARN": stream_arn,
             }
             for r in records
         ]
@@ -158,13 +160,19 @@ class KinesisShardPoller:
         self.stats.checkpoints[self.shard_id] = record["SequenceNumber"]
 
     def _deliver(self, batch: list[dict[str, Any]], attempts_used: int = 0) -> None:
-        """Deliver `batch` until every record is processed, or retries run out (then the on-failure
-        destination hears of it and the shard moves on)."""
+        """Deliver `batch` until every record is processed, or its retries or age run out (then the on-failure
+        destination hears of it and the shard moves on). With retries and age at -1 (Lambda's defaults) a
+        batch that keeps failing holds the shard until it succeeds: nothing behind it is skipped."""
         attempts = attempts_used
         while batch and not self.stop.is_set():
-            result = self.invoke(
-                self.mapping.function, kinesis_event(batch, self.shard_id, self.mapping, self.region)
-            )
+            expired = self._expired(batch)
+            if expired:
+                self._to_destination(batch[:expired], None, "RecordAgeExceeded", attempts)
+                self._checkpoint(batch[expired - 1])
+                batch = batch[expired:]
+                continue
+            event = kinesis_event(batch, self.shard_id, self.mapping.stream_arn, self.region)
+            result = self.invoke(self.mapping.function, event)
             self.stats.invocations += 1
             failed_from = self._first_failure(batch, result)
             if failed_from is None:
@@ -185,12 +193,24 @@ class KinesisShardPoller:
                     self._deliver(batch[half:], attempts)
                     return
             if self.mapping.max_retries >= 0 and attempts >= self.mapping.max_retries:
-                self._to_destination(batch, result)
+                self._to_destination(batch, result, "RetryAttemptsExhausted", attempts)
                 self._checkpoint(batch[-1])
                 return
             attempts += 1
             self.stats.retries += 1
-            self.stop.wait(min(0.05 * 2**attempts, 2.0))
+            self.stop.wait(min(0.05 * 2 ** min(attempts, 10), 2.0))
+
+    def _expired(self, batch: list[dict[str, Any]]) -> int:
+        """How many records at the head of `batch` are older than MaximumRecordAgeInSeconds."""
+        if self.mapping.max_record_age_s < 0:
+            return 0
+        oldest_allowed = time.time() - self.mapping.max_record_age_s
+        count = 0
+        for record in batch:
+            if _epoch(record.get("ApproximateArrivalTimestamp")) >= oldest_allowed:
+                break
+            count += 1
+        return count
 
     def _first_failure(self, batch: list[dict[str, Any]], result: InvokeResult) -> int | None:
         """Index of the first record to deliver again, or None when the whole batch is done."""
@@ -217,22 +237,26 @@ class KinesisShardPoller:
             indices.append(positions[identifier])
         return min(indices)
 
-    def _to_destination(self, batch: list[dict[str, Any]], result: InvokeResult) -> None:
+    def _to_destination(
+        self, batch: list[dict[str, Any]], result: InvokeResult | None, condition: str, attempts: int
+    ) -> None:
         self.stats.sent_to_destination += len(batch)
-        log.warning("%d records of %s sent to the on-failure destination", len(batch), self.shard_id)
+        log.warning(
+            "%d records of %s sent to the on-failure destination (%s)", len(batch), self.shard_id, condition
+        )
         if not self.mapping.on_failure_queue_url:
             return
         message = {
             "requestContext": {
-                "requestId": result.request_id,
+                "requestId": result.request_id if result else "",
                 "functionArn": f"arn:aws:lambda:{self.region}:123456789012:function:{self.mapping.function}",
-                "condition": "RetryAttemptsExhausted",
-                "approximateInvokeCount": self.mapping.max_retries + 1,
+                "condition": condition,
+                "approximateInvokeCount": attempts + 1 if result else attempts,
             },
             "responseContext": {
                 "statusCode": 200,
                 "executedVersion": "$LATEST",
-                "functionError": None if result.ok else "Unhandled",
+                "functionError": None if result is None or result.ok else "Unhandled",
             },
             "version": "1.0",
             "timestamp": datetime.now(UTC).isoformat(),

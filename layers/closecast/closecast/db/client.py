@@ -9,4 +9,10 @@ from closecast.db.data_api import DataApi
 
 def data_api(config: DatabaseConfig) -> DataApi:
     """A Data API client for `config`'s cluster, secret and database over the shared boto3 client."""
-    return DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+    return DataApi(
+        aws.client("rds-data"),
+        config.cluster_arn,
+        config.secret_arn,
+        config.database,
+        max_retry_seconds=config.data_api_retry_seconds,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 
 from closecast.db.data_api import DataApi
@@ -11,6 +12,15 @@ from closecast.db.listing import PageRequest, PageResult, list_page, where_claus
 from closecast.errors import Conflict
 
 COLUMNS = "date_id, trading_date, trading_date AS date"
+
+# Creates the mappings of new date_ids from a JSON array parameter ({param}) of {"date_id", "trading_date"};
+# an existing mapping (of the date_id, or of the trading date to another date_id) is left as it is. Used inside
+# the stock_data write statement, so that ingest creates the mappings in the same call.
+INSERT_NEW_FROM_JSON_SQL = (
+    "INSERT INTO date_mapping (date_id, trading_date) "
+    "SELECT d.date_id, d.trading_date FROM json_to_recordset(CAST({param} AS json)) "
+    "AS d(date_id integer, trading_date date) ON CONFLICT DO NOTHING RETURNING 1"
+)
 
 
 def list_date_mappings(
@@ -41,13 +51,24 @@ def list_date_mappings(
     )
 
 
+UPSERT_FROM_JSON_SQL = (
+    "INSERT INTO date_mapping (date_id, trading_date) "
+    "SELECT d.date_id, d.trading_date FROM json_to_recordset(CAST(:mappings AS json)) "
+    "AS d(date_id integer, trading_date date) "
+    "ON CONFLICT (date_id) DO UPDATE SET trading_date = EXCLUDED.trading_date"
+)
+
+
 def upsert_date_mappings(api: DataApi, mappings: Sequence[tuple[int, dt.date]]) -> int:
-    """Insert or correct mappings; a trading date already used by another date_id is a conflict."""
-    sql = (
-        "INSERT INTO date_mapping (date_id, trading_date) VALUES (:date_id, :trading_date) "
-        "ON CONFLICT (date_id) DO UPDATE SET trading_date = EXCLUDED.trading_date"
+    """Insert or correct mappings (one statement); a trading date already used by another date_id is a
+    conflict."""
+    latest = dict(mappings)  # a later duplicate date_id wins, as row by row it did
+    text = json.dumps(
+        [{"date_id": d, "trading_date": t.isoformat()} for d, t in sorted(latest.items())],
+        separators=(",", ":"),
     )
     try:
-        return api.batch_execute(sql, [{"date_id": d, "trading_date": t} for d, t in mappings])
+        api.execute(UPSERT_FROM_JSON_SQL, {"mappings": text})
+        return len(mappings)
     except UniqueViolation as exc:
         raise Conflict("a trading date of the request is already mapped to another date_id") from exc

@@ -100,7 +100,11 @@ def create_stock_data(body: Annotated[StockDataCreate, Body()]) -> Response[Any]
                 for index, first in repeats
             ],
         )
-    rows = sql.upsert(context_api(router), body.data) if body.commit else len(body.data)
+    if body.commit:  # as on the stream: the date mappings of new date_ids are created with the rows
+        config = router.context.get("config")
+        rows = sql.upsert(context_api(router), body.data, date_of=config.date_of if config else None)
+    else:
+        rows = len(body.data)
     return Response(
         status_code=201 if body.commit else 200,
         content_type=content_types.APPLICATION_JSON,

@@ -1,44 +1,76 @@
-"""All SQL on `stock_data`."""
+"""All SQL on `stock_data` (and `revealed_target`, which is read with it).
+
+Writes go in bulk: one statement per chunk of up to ~4 MiB, the rows travelling as ONE JSON text parameter that
+PostgreSQL expands with `json_to_recordset` into a multi-row upsert (`BatchExecuteStatement` with one parameter
+set per row runs one INSERT per row and is 10-20x slower). The same statement upserts the revealed targets and
+creates the date mappings of new date_ids (data-modifying CTEs), so a batch is usually one Data API call.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from closecast.db.data_api import DataApi
+from pydantic import TypeAdapter
+
+from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.market.schema import STORED_COLUMNS, Snapshot
+from closecast.resources.date_mappings.sql import INSERT_NEW_FROM_JSON_SQL
 
-_COLUMNS = ", ".join(STORED_COLUMNS)
 _KEY = ("date_id", "seconds_in_bucket", "stock_id")
+WRITE_COLUMNS: tuple[str, ...] = STORED_COLUMNS  # the Kaggle columns and the original's train_type
+_TYPES = {
+    "stock_id": "integer",
+    "date_id": "integer",
+    "seconds_in_bucket": "integer",
+    "imbalance_buy_sell_flag": "smallint",
+    "time_id": "integer",
+    "row_id": "text",
+    "train_type": "text",
+}
+_COLUMNS = ", ".join(STORED_COLUMNS)
+_WRITE = ", ".join(WRITE_COLUMNS)
+_RECORD = ", ".join(f"{c} {_TYPES.get(c, 'double precision')}" for c in WRITE_COLUMNS)
+assert set(Snapshot.model_fields) == set(WRITE_COLUMNS), "the row model and the write statement disagree"
+_KEPT_IF_NULL = ("target", "train_type")  # a row sent again without these keeps the value it had
 _UPDATES = ", ".join(
-    f"{c} = EXCLUDED.{c}"
-    for c in STORED_COLUMNS
-    if c not in (*_KEY, "target", "row_id", "time_id", "train_type")
+    f"{c} = COALESCE(EXCLUDED.{c}, stock_data.{c})" if c in _KEPT_IF_NULL else f"{c} = EXCLUDED.{c}"
+    for c in WRITE_COLUMNS
+    if c not in (*_KEY, "row_id", "time_id")
 )
-
-_VALUES = ", ".join(f":{c}" for c in STORED_COLUMNS)
 
 # Re-delivery is harmless: the natural key decides, features are overwritten with the same values, and a row
-# sent again without its target (or its train_type) keeps the one it had.
-UPSERT_SQL = (
-    f"INSERT INTO stock_data ({_COLUMNS}) VALUES ({_VALUES}) "
-    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
-    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), "
-    "train_type = COALESCE(EXCLUDED.train_type, stock_data.train_type), updated_at = now()"
-)
-
-# Revealed targets live in their own table and are joined on read (view stock_data_with_target), so a target
-# that arrives before its row, or at the same instant on another shard, is never lost.
-REVEAL_TARGET_SQL = (
+# sent again without its target keeps the target it had. Revealed targets live in their own table and are joined
+# on read (view stock_data_with_target), so a target that arrives before its row is never lost. A date mapping
+# is created for a new date_id and never changes one that exists.
+WRITE_SQL = (
+    "WITH new_dates AS ("
+    f"{INSERT_NEW_FROM_JSON_SQL.format(param=':dates')}"
+    "), revealed AS ("
     "INSERT INTO revealed_target (date_id, seconds_in_bucket, stock_id, target) "
-    "VALUES (:date_id, :seconds_in_bucket, :stock_id, :target) "
+    "SELECT t.date_id, t.seconds_in_bucket, t.stock_id, t.target "
+    "FROM json_to_recordset(CAST(:targets AS json)) "
+    "AS t(date_id integer, seconds_in_bucket integer, stock_id integer, target double precision) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET target = EXCLUDED.target, "
-    "revealed_at = now()"
+    "revealed_at = now() RETURNING 1"
+    ") "
+    f"INSERT INTO stock_data ({_WRITE}) "
+    f"SELECT {_WRITE} FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
+    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
+    f"{_UPDATES}, updated_at = now()"
 )
 
 # Reads go through the view: rows with their revealed targets.
 READ_TABLE = "stock_data_with_target"
+
+# What one statement may carry: the 4 MiB request limit less the SQL and the request's envelope.
+CHUNK_BYTES = MAX_REQUEST_BYTES - 64 * 1024
+
+DateOf = Callable[[int], dt.date | None]  # date_id -> trading date (None: unknown, no mapping made)
 
 
 @dataclass(frozen=True)
@@ -49,26 +81,147 @@ class RevealedTarget:
     target: float
 
 
-def upsert(api: DataApi, rows: Sequence[Snapshot]) -> int:
-    if not rows:
-        return 0
-    api.batch_execute(UPSERT_SQL, [row.model_dump() for row in rows])
-    return len(rows)
+@dataclass
+class WriteResult:
+    rows: int = 0
+    targets: int = 0
+    calls: int = 0
+
+
+def _wire(text: str) -> int:
+    """Bytes `text` takes inside the request (a JSON string: quotes and escapes added)."""
+    if text.isascii():
+        return len(text) + text.count('"') + text.count("\\")
+    return len(json.dumps(text)) - 2
+
+
+_ROWS = TypeAdapter(list[Snapshot])
+
+
+def _rows_json(rows: Sequence[Snapshot]) -> str:
+    """The rows as the write statement reads them, in one serialiser call, nulls left out (json_to_recordset
+    reads a missing key as NULL). Floats are written as the shortest text that reads back as the same double:
+    values land exactly."""
+    return _ROWS.dump_json(list(rows), exclude_none=True).decode()
+
+
+def _targets_json(targets: Sequence[RevealedTarget]) -> str:
+    return json.dumps(
+        [
+            {
+                "date_id": t.date_id,
+                "seconds_in_bucket": t.seconds_in_bucket,
+                "stock_id": t.stock_id,
+                "target": t.target,
+            }
+            for t in targets
+        ],
+        allow_nan=False,
+        separators=(",", ":"),
+    )
+
+
+def _split(
+    items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int
+) -> list[tuple[str, int]]:
+    """`items` rendered as JSON arrays of at most `budget` bytes each (as they travel in the request), with how
+    many items each holds. Pieces are sized from a sample, rendered once, and halved if one still is too big."""
+    if not items:
+        return []
+    sample = items[:200]
+    per_item = _wire(render(sample)) / len(sample)
+    step = max(1, int(budget / (per_item * 1.1)))
+    out: list[tuple[str, int]] = []
+    for start in range(0, len(items), step):
+        out.extend(_fit(items[start : start + step], render, budget))
+    return out
+
+
+def _fit(items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int) -> list[tuple[str, int]]:
+    text = render(items)
+    if (
+        _wire(text) <= budget or len(items) == 1
+    ):  # one item over the limit: the client refuses it, naming its size
+        return [(text, len(items))]
+    half = len(items) // 2
+    return _fit(items[:half], render, budget) + _fit(items[half:], render, budget)
+
+
+def write(
+    api: DataApi,
+    rows: Sequence[Snapshot] = (),
+    targets: Sequence[RevealedTarget] = (),
+    *,
+    date_of: DateOf | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> WriteResult:
+    """Upsert `rows` and `targets` (a later duplicate key wins) and create the date mappings of their new
+    date_ids, in as few statements as the request limit allows (one, unless they pass ~4 MiB). Each statement
+    is atomic: when the database refuses a value, nothing of its chunk is written (the caller may split and
+    retry to isolate the row)."""
+    by_key: dict[tuple[int, int, int], Snapshot] = {}
+    for row in rows:
+        by_key[(row.date_id, row.seconds_in_bucket, row.stock_id)] = row
+    by_target: dict[tuple[int, int, int], RevealedTarget] = {}
+    for t in targets:
+        by_target[(t.date_id, t.seconds_in_bucket, t.stock_id)] = t
+    # key order: concurrent writers (several shards) then take row locks in the same order, not deadlocking
+    ordered_rows = [by_key[key] for key in sorted(by_key)]
+    ordered_targets = [by_target[key] for key in sorted(by_target)]
+    dates = json.dumps(
+        _mappings({k[0] for k in by_key} | {k[0] for k in by_target}, date_of), separators=(",", ":")
+    )
+    budget = chunk_bytes - _wire(dates)
+    row_parts = _split(ordered_rows, _rows_json, budget)
+    target_parts = _split(ordered_targets, _targets_json, budget)
+    statements: list[tuple[tuple[str, int], tuple[str, int]]]
+    if (
+        len(row_parts) <= 1
+        and len(target_parts) <= 1
+        and sum(_wire(t) for t, _ in row_parts + target_parts) <= budget
+    ):
+        statements = [
+            (row_parts[0] if row_parts else ("[]", 0), target_parts[0] if target_parts else ("[]", 0))
+        ]
+    else:  # rows and targets in statements of their own
+        statements = [(part, ("[]", 0)) for part in row_parts] + [(("[]", 0), part) for part in target_parts]
+    result = WriteResult()
+    for (rows_text, n_rows), (targets_text, n_targets) in statements:
+        if not n_rows and not n_targets:
+            continue
+        api.execute(
+            WRITE_SQL,
+            {
+                "rows": rows_text,
+                "targets": targets_text,
+                "dates": dates,
+            },  # dates each time: each stands alone
+            idempotent=True,  # the same upsert again changes nothing: safe to retry after a 500 or a timeout
+        )
+        result.rows += n_rows
+        result.targets += n_targets
+        result.calls += 1
+    return result
+
+
+def _mappings(date_ids: set[int], date_of: DateOf | None) -> list[dict[str, object]]:
+    """The date mappings to create for `date_ids` (those the calendar knows)."""
+    if date_of is None:
+        return []
+    mappings: list[dict[str, object]] = []
+    for date_id in sorted(date_ids):
+        day = date_of(date_id)
+        if day is not None:
+            mappings.append({"date_id": date_id, "trading_date": day.isoformat()})
+    return mappings
+
+
+def upsert(api: DataApi, rows: Sequence[Snapshot], *, date_of: DateOf | None = None) -> int:
+    return write(api, rows, date_of=date_of).rows
 
 
 def reveal_targets(api: DataApi, targets: Sequence[RevealedTarget]) -> int:
-    if not targets:
-        return 0
-    param_sets = [
-        {
-            "date_id": t.date_id,
-            "seconds_in_bucket": t.seconds_in_bucket,
-            "stock_id": t.stock_id,
-            "target": t.target,
-        }
-        for t in targets
-    ]
-    return api.batch_execute(REVEAL_TARGET_SQL, param_sets)
+    return write(api, (), targets).targets
 
 
 @dataclass(frozen=True)

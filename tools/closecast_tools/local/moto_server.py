@@ -1,0 +1,206 @@
+"""moto in server mode, with S3 objects written through to disk, so that a crash (`kill -9`) loses none.
+
+moto keeps every object in memory. Here each request that changes an object (PUT, copy, multipart complete,
+DELETE, multi-object delete) is answered only after the object's new state is on disk; creating a bucket loads
+what the disk holds for it. Run as ``python -m closecast_tools.local.moto_server -H HOST -p PORT --s3-dir DIR``.
+
+On disk: ``DIR/<bucket>/<sha256 of key>.body`` (the bytes) and ``.json`` (key, metadata), each replaced
+atomically; the ``.json`` is written last and removed first, so a half-written object is never loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("closecast.local.moto")
+
+_DIGEST_NAME = len(hashlib.sha256().hexdigest())
+
+
+class S3Disk:
+    """The on-disk copy of the buckets: one directory per bucket, two files per object."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lock = threading.Lock()
+
+    def _paths(self, bucket: str, key: str) -> tuple[Path, Path]:
+        stem = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        folder = self.root / bucket
+        return folder / f"{stem}.body", folder / f"{stem}.json"
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+    def write(self, bucket: str, key: str, body: bytes, metadata: dict[str, str]) -> None:
+        body_path, meta_path = self._paths(bucket, key)
+        with self.lock:
+            body_path.parent.mkdir(parents=True, exist_ok=True)
+            self._replace(body_path, body)
+            self._replace(meta_path, json.dumps({"key": key, "metadata": metadata}).encode())
+
+    def remove(self, bucket: str, key: str) -> None:
+        body_path, meta_path = self._paths(bucket, key)
+        with self.lock:
+            meta_path.unlink(missing_ok=True)
+            body_path.unlink(missing_ok=True)
+
+    def objects(self, bucket: str) -> Iterable[tuple[str, bytes, dict[str, str]]]:
+        """Every complete object stored for `bucket` (key, bytes, metadata)."""
+        folder = self.root / bucket
+        if not folder.is_dir():
+            return
+        for meta_path in sorted(folder.glob("*.json")):
+            body_path = meta_path.with_suffix(".body")
+            try:
+                meta = json.loads(meta_path.read_bytes())
+                yield str(meta["key"]), body_path.read_bytes(), dict(meta.get("metadata") or {})
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("skipping unreadable stored object %s: %s", meta_path, exc)
+
+    def legacy_files(self, bucket: str) -> list[tuple[str, Path]]:
+        """Objects saved by earlier versions as plain files at their key's path."""
+        folder = self.root / bucket
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.rglob("*"):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            relative = path.relative_to(folder)
+            stem, _, suffix = path.name.rpartition(".")
+            if len(relative.parts) == 1 and len(stem) == _DIGEST_NAME and suffix in ("body", "json"):
+                continue
+            found.append((relative.as_posix(), path))
+        return found
+
+
+class _Pending(threading.local):
+    """Objects changed by the request this thread is serving; `loading` while a bucket is being restored."""
+
+    def __init__(self) -> None:
+        self.changed: list[tuple[Any, str, str]] = []
+        self.loading = False
+
+
+def install(disk: S3Disk) -> _Pending:
+    """Hook moto's S3 backend: note every object a request changes; load a bucket's objects when it is
+    created."""
+    from moto.s3.models import S3Backend
+
+    pending = _Pending()
+    put_object = S3Backend.put_object
+    delete_object = S3Backend.delete_object
+    create_bucket = S3Backend.create_bucket
+
+    def put_object_noted(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        key = put_object(self, bucket_name, key_name, *args, **kwargs)
+        if not pending.loading:
+            pending.changed.append((self, bucket_name, key_name))
+        return key
+
+    def delete_object_noted(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        result = delete_object(self, bucket_name, key_name, *args, **kwargs)
+        pending.changed.append((self, bucket_name, key_name))
+        return result
+
+    def create_bucket_loaded(self: Any, bucket_name: str, *args: Any, **kwargs: Any) -> Any:
+        bucket = create_bucket(self, bucket_name, *args, **kwargs)
+        pending.loading = True
+        try:
+            for key_name, body, metadata in disk.objects(bucket_name):
+                put_object(self, bucket_name, key_name, body, disable_notification=True).set_metadata(
+                    metadata
+                )
+            for key_name, path in disk.legacy_files(bucket_name):
+                body = path.read_bytes()
+                put_object(self, bucket_name, key_name, body, disable_notification=True)
+                disk.write(bucket_name, key_name, body, {})
+                path.unlink()
+        finally:
+            pending.loading = False
+        return bucket
+
+    S3Backend.put_object = put_object_noted  # type: ignore[method-assign]
+    S3Backend.delete_object = delete_object_noted  # type: ignore[method-assign]
+    S3Backend.create_bucket = create_bucket_loaded  # type: ignore[method-assign]
+    return pending
+
+
+def flush(disk: S3Disk, pending: _Pending) -> None:
+    """Write the current state of every object the request changed (its latest version, or its absence)."""
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import FakeKey
+
+    changed, pending.changed = pending.changed, []
+    for backend, bucket_name, key_name in dict.fromkeys(changed):
+        try:
+            bucket = backend.get_bucket(bucket_name)
+        except MissingBucket:  # the bucket is gone: nothing of it to keep
+            continue
+        key = bucket.keys.get(key_name)
+        if isinstance(key, FakeKey):
+            disk.write(bucket_name, key_name, key.value, dict(key.metadata))
+        else:
+            disk.remove(bucket_name, key_name)
+
+
+def write_through(app: Callable[..., Any], disk: S3Disk, pending: _Pending) -> Callable[..., Any]:
+    """WSGI middleware: the response leaves only after the objects it changed are on disk."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        pending.changed = []
+        try:
+            return app(environ, start_response)
+        finally:
+            flush(disk, pending)
+
+    return wrapped
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument("--s3-dir", type=Path, required=True, help="where bucket objects are kept")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+
+    disk = S3Disk(args.s3_dir)
+    args.s3_dir.mkdir(parents=True, exist_ok=True)
+    pending = install(disk)
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(
+        args.host,
+        args.port,
+        write_through(app, disk, pending),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+
+
+if __name__ == "__main__":
+    main()
