@@ -111,7 +111,9 @@ def run_backtest(
             seconds["daily"] += time.perf_counter() - started
         if "refit" in models and (index + 1) % refit_every == 0 and index + 1 < len(walk):
             started = time.perf_counter()
-            current["refit"] = training.fit(pd.concat(days[: position + 1], ignore_index=True), feature_set=feature_set)
+            current["refit"] = training.fit(
+                pd.concat(days[: position + 1], ignore_index=True), feature_set=feature_set
+            )
             seconds["refit"] += time.perf_counter() - started
         if "seed" in models:
             started = time.perf_counter()

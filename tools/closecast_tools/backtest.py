@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         "Compares `daily` (the guarded daily update), `frozen`, `refit` (from scratch every N days), `seed` "
         "(the seed's configuration and loop), `zero` and `oracle` (generated data only).",
     )
-    backtest.add_argument("--data", type=Path, nargs="+", required=True, help="a generated directory or Kaggle CSVs")
+    backtest.add_argument(
+        "--data", type=Path, nargs="+", required=True, help="a generated directory or Kaggle CSVs"
+    )
     backtest.add_argument("--train-days", type=int, required=True, help="days to train the first model on")
     backtest.add_argument("--json", type=Path, help="write the figures here (JSON)")
     backtest.add_argument("--png", type=Path, help="write the per-day MAE chart here (PNG)")
@@ -39,7 +41,9 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     bar: list[Any] = []
 
     def start(total: int) -> None:
-        bar.append(tqdm(total=total, unit="day", desc="walk-forward", disable=args.no_progress, file=sys.stderr))
+        bar.append(
+            tqdm(total=total, unit="day", desc="walk-forward", disable=args.no_progress, file=sys.stderr)
+        )
 
     data = args.data[0] if len(args.data) == 1 else args.data
     try:
