@@ -55,7 +55,11 @@ def bench_history(work: Path) -> dict[str, Any]:
     data = work / "history"
     started = time.perf_counter()
     _generate(data, HISTORY_DAYS, HISTORY_SEED)
-    result: dict[str, Any] = {"days": HISTORY_DAYS, "seed": HISTORY_SEED, "generate_seconds": time.perf_counter() - started}
+    result: dict[str, Any] = {
+        "days": HISTORY_DAYS,
+        "seed": HISTORY_SEED,
+        "generate_seconds": time.perf_counter() - started,
+    }
     for feature_set in ("seed", "full"):
         done = subprocess.run(
             [sys.executable, "-c", _CHILD, str(data), feature_set], capture_output=True, text=True, check=True
