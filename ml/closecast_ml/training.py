@@ -45,6 +45,7 @@ FULL_ROUNDS = 300
 SEED_PARAMS: dict[str, Any] = {"objective": "reg:squarederror", "tree_method": "hist", "eta": 0.01, "seed": 7}
 SEED_ROUNDS = 50
 EARLY_STOPPING = 30
+ROWS_PER_TREE = 1_500_000
 SMALL_DATA_DAYS = 3
 SMALL_DATA_PARAMS: dict[str, Any] = {"eta": 0.05, "min_child_weight": 200.0}
 SMALL_DATA_ROUNDS = 100
@@ -182,12 +183,16 @@ def fit(
     chosen = {**base_params, **(params or {})}
     rounds = int(n_rounds or base_rounds)
     stats = learn_stats(labelled) if feature_set != "seed" else None
-    matrix = _day_matrix(labelled, feature_set, stats)
-    target = labelled["target"].to_numpy(dtype=np.float64)
     train_mask, train_days, valid_list = _split(labelled, valid_days)
-    valid = (matrix[~train_mask], target[~train_mask]) if valid_list else None
-    x_train, y_train = matrix[train_mask], target[train_mask]
-    del matrix
+    # features per part (they are per day, so this equals splitting one matrix) to keep one copy in memory
+    train_rows = labelled[train_mask] if valid_list else labelled
+    x_train = _day_matrix(train_rows, feature_set, stats)
+    y_train = train_rows["target"].to_numpy(dtype=np.float64)
+    del train_rows
+    valid = None
+    if valid_list:
+        valid_rows = labelled[~train_mask]
+        valid = (_day_matrix(valid_rows, feature_set, stats), valid_rows["target"].to_numpy(dtype=np.float64))
     search: list[dict[str, Any]] = []
     if tune and valid is not None:
         ref = xgb.QuantileDMatrix(x_train, y_train, max_bin=int(chosen.get("max_bin", 256)))
@@ -203,6 +208,10 @@ def fit(
                 best = (mae, trial)
         assert best is not None
         chosen = best[1]
+    if feature_set != "seed" and params is None and len(y_train) > ROWS_PER_TREE:
+        # a long history: each tree samples at most ROWS_PER_TREE rows, so the cost per round stops growing
+        # with the history while every row still takes part across the rounds
+        chosen["subsample"] = round(float(chosen.get("subsample", 1.0)) * ROWS_PER_TREE / len(y_train), 4)
     booster, _ = _train(chosen, x_train, y_train, rounds, valid=valid)
     valid_metrics: dict[str, Any] = {"days": valid_list}
     if valid is not None:
