@@ -9,9 +9,9 @@ of the gap captured). `update` instead
      included), so one noisy day cannot pull the trees far;
   2. guards: a candidate trained the same way on the window minus its newest `GUARD_DAYS` is scored on those
      unseen days beside the parent; when it is worse than the parent, the parent is kept (`kept_parent`);
-  3. the kept child records its evidence (window, rounds, learning rate, guard MAEs) and its parent, and
-     `refit_due` says when a scheduled refit from scratch on all history is due (every `REFIT_EVERY_DAYS` days
-     of updates), which also relearns the per-stock statistics.
+  3. the kept child records its evidence (window, rounds, learning rate, guard MAEs) and its parent;
+  4. `refit_due(model, date_id)` says when the scheduled refit from scratch on all history is due (every
+     `REFIT_EVERY_DAYS` days), which also relearns the per-stock statistics.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ SEARCH_SPACE: tuple[dict[str, Any], ...] = (
 DEFAULT_UPDATE_WINDOW = 10  # days of rows the daily update trains on (the new day included)
 UPDATE_ROUNDS = 20
 UPDATE_ETA_SHRINK = 0.3  # the continuation's learning rate = the parent's eta times this
-GUARD_DAYS = 1
-GUARD_TOLERANCE = 0.0  # the candidate must be no worse than the parent on the guard days
-REFIT_EVERY_DAYS = 20
+GUARD_DAYS = 2
+MIN_GAIN = 0.001  # the candidate must beat the parent on the guard days by this share of the parent's MAE
+REFIT_EVERY_DAYS = 10
 
 
 class FeatureSetMismatch(ValueError):
@@ -231,7 +231,7 @@ def fit(
         "search": search,
         "parent": None,
         "lineage": [],
-        "refit_date_id": train_days[-1] if train_days else None,
+        "refit_date_id": days[-1],
         "updates_since_refit": 0,
         "stats": stats,
         "library_versions": library_versions(),
@@ -247,10 +247,12 @@ def update_window_days(parent: ModelArtifact) -> int:
     return int(parent.metadata.get("update_window_days", DEFAULT_UPDATE_WINDOW))
 
 
-def refit_due(model: ModelArtifact) -> bool:
-    """True when the model has been updated daily `REFIT_EVERY_DAYS` times since its last refit from scratch:
-    time for a scheduled `fit` on all history (which also relearns the per-stock statistics)."""
-    return int(model.metadata.get("updates_since_refit", 0)) >= REFIT_EVERY_DAYS
+def refit_due(model: ModelArtifact, date_id: int) -> bool:
+    """True when the newest day the caller holds, `date_id`, is `REFIT_EVERY_DAYS` or more after the day of the
+    model's last refit from scratch: time for the scheduled `fit` on all history (which also relearns the
+    per-stock statistics). Whether or not the daily updates in between were kept."""
+    refit_day = model.metadata.get("refit_date_id")
+    return refit_day is None or date_id - int(refit_day) >= REFIT_EVERY_DAYS
 
 
 def _continue(
@@ -269,6 +271,8 @@ def update(
     rounds: int = UPDATE_ROUNDS,
     eta_shrink: float = UPDATE_ETA_SHRINK,
     guard_days: int = GUARD_DAYS,
+    min_gain: float = MIN_GAIN,
+    window_days: int | None = None,
 ) -> UpdateResult:
     """The daily update of `parent` on `rows`, the recent window of days (the new day(s) included).
 
@@ -283,6 +287,9 @@ def update(
     started = time.perf_counter()
     labelled = _labelled(rows)
     days = _days(labelled)
+    if window_days is not None and len(days) > window_days:
+        days = days[-window_days:]
+        labelled = labelled[labelled["date_id"].isin(days)]
     stats = parent.stats
     matrix = _day_matrix(labelled, parent.feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
@@ -306,11 +313,14 @@ def update(
             "candidate_mae": round(child_mae, 6),
             "zero_mae": round(_mae(np.zeros(len(y_guard)), y_guard), 6),
         }
-        if child_mae > parent_mae + GUARD_TOLERANCE:
-            evidence["decision"] = "kept the parent: the continuation was worse on the guard days"
+        evidence["min_gain"] = min_gain
+        if child_mae > parent_mae * (1.0 - min_gain):
+            evidence["decision"] = (
+                "kept the parent: the continuation did not beat it on the guard days by the minimum gain"
+            )
             evidence["seconds"] = round(time.perf_counter() - started, 3)
             return UpdateResult(parent, True, evidence)
-        evidence["decision"] = "updated: the continuation was no worse on the guard days"
+        evidence["decision"] = "updated: the continuation beat the parent on the guard days"
     else:
         evidence["decision"] = "updated without a guard (the window has a single day)"
     booster = _continue(parent, matrix, target, rounds, eta)
