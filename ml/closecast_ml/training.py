@@ -84,7 +84,8 @@ def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
         raise NoTrainingData("no rows to train on")
     if "target" not in rows:
         raise NoTrainingData("the rows have no target column")
-    labelled = rows[np.isfinite(rows["target"].to_numpy(dtype=np.float64))]
+    known = np.isfinite(rows["target"].to_numpy(dtype=np.float64))
+    labelled = rows if known.all() else rows[known]
     if labelled.empty:
         raise NoTrainingData(
             f"none of the {len(rows)} rows (date_id {int(rows['date_id'].min())}..{int(rows['date_id'].max())})"
@@ -183,16 +184,17 @@ def fit(
     chosen = {**base_params, **(params or {})}
     rounds = int(n_rounds or base_rounds)
     stats = learn_stats(labelled) if feature_set != "seed" else None
-    train_mask, train_days, valid_list = _split(labelled, valid_days)
-    # features per part (they are per day, so this equals splitting one matrix) to keep one copy in memory
-    train_rows = labelled[train_mask] if valid_list else labelled
-    x_train = _day_matrix(train_rows, feature_set, stats)
-    y_train = train_rows["target"].to_numpy(dtype=np.float64)
-    del train_rows
-    valid = None
-    if valid_list:
-        valid_rows = labelled[~train_mask]
-        valid = (_day_matrix(valid_rows, feature_set, stats), valid_rows["target"].to_numpy(dtype=np.float64))
+    dates = labelled["date_id"].to_numpy()
+    if (np.diff(dates) < 0).any():
+        labelled = labelled.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable")
+        dates = labelled["date_id"].to_numpy()
+    train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
+    # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
+    n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
+    matrix = _day_matrix(labelled, feature_set, stats)
+    target = labelled["target"].to_numpy(dtype=np.float64)
+    x_train, y_train = matrix[:n_train], target[:n_train]
+    valid = (matrix[n_train:], target[n_train:]) if valid_list else None
     search: list[dict[str, Any]] = []
     if tune and valid is not None:
         ref = xgb.QuantileDMatrix(x_train, y_train, max_bin=int(chosen.get("max_bin", 256)))
@@ -237,7 +239,7 @@ def fit(
         "library_versions": library_versions(),
         "created_at": now_iso(),
         "train_seconds": round(time.perf_counter() - started, 3),
-        "rows_trained": int(train_mask.sum()),
+        "rows_trained": n_train,
     }
     return ModelArtifact(booster, metadata)
 
