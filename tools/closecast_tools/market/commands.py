@@ -52,7 +52,12 @@ def register(subparsers: Any) -> None:
     report.add_argument(
         "--refit-every", type=int, default=10, help="refit model (c) every N days (default 10)"
     )
-    report.add_argument("--window", type=int, default=40, help="model (c) trains on the latest N days (40)")
+    report.add_argument(
+        "--half-life",
+        type=float,
+        default=20.0,
+        help="model (c) weighs each earlier day by 0.5^(age / N days) (default 20)",
+    )
     report.add_argument(
         "--real", type=Path, help="Kaggle test.csv + revealed_targets.csv (a directory, or the two files)"
     )
@@ -128,9 +133,10 @@ def run_market_report(args: argparse.Namespace) -> int:
     from closecast.market.kaggle import KaggleFormatError
     from closecast_tools.market.report import format_report, market_report, write_json
 
-    if min(args.train_days, args.refit_every, args.window) < 1:
+    if min(args.train_days, args.refit_every) < 1 or not args.half_life > 0:
         print(
-            "closecast market-report: --train-days, --refit-every and --window must be >= 1", file=sys.stderr
+            "closecast market-report: --train-days and --refit-every must be >= 1, --half-life > 0",
+            file=sys.stderr,
         )
         return 2
     try:
@@ -138,7 +144,7 @@ def run_market_report(args: argparse.Namespace) -> int:
             args.data,
             train_days=args.train_days,
             refit_every=args.refit_every,
-            window=args.window,
+            half_life=args.half_life,
             real=args.real,
         )
     except (ValueError, DatasetError, KaggleFormatError, OSError) as error:

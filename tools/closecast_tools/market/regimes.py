@@ -101,17 +101,20 @@ def _path(seed: int, n_days: int, p: MarketParams) -> Regimes:
             log_vol_dev[day] = rho_stock * log_vol_dev[day - 1] + scale * p.stock_vol_drift * stock[0]
             beta_dev[day] = rho_stock * beta_dev[day - 1] + scale * p.beta_drift * stock[1]
     c_r_dev = np.clip(c_r_dev, -clip_r, clip_r)
+    # the relative move follows m' = (move_decay + c_r) m + shock: keep c_r where that stays stable
+    c_r_low, c_r_high = -1.0 - p.move_decay + 0.05, 1.0 - p.move_decay - 0.05
     # the signals trade places rather than all growing or fading at once: the geometric mean of the mixed
     # strengths stays at their defaults', so the market's predictability holds steady while its sources drift
     mixed = [STRENGTHS.index(name) for name in MIXED]
     log_strength[:, mixed] -= log_strength[:, mixed].mean(axis=1, keepdims=True)
     stocks = stock_constants(seed, p)
     defaults = {"c_b": p.c_b, "c_z": p.c_z, "c_f": p.c_f, "kappa": p.kappa}
+    strengths = {
+        name: defaults[name] * np.exp(log_strength[:, column]) for column, name in enumerate(STRENGTHS)
+    }
     return Regimes(
-        strengths={
-            name: defaults[name] * np.exp(log_strength[:, column]) for column, name in enumerate(STRENGTHS)
-        },
-        c_r=p.c_r + c_r_dev,
+        strengths=strengths,
+        c_r=np.clip(p.c_r + c_r_dev, c_r_low, c_r_high),
         day_vol=np.exp(log_day_vol),
         stock_vol=stocks.vol[None, :] * np.exp(log_vol_dev),
         beta=np.clip(stocks.beta[None, :] + beta_dev, 0.1, 1.4),

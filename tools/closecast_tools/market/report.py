@@ -5,7 +5,8 @@ the first `train_days` days of a generated market and scored on the rest:
 
   (a) current row    features of the row alone (and its deviation from the other stocks at that second), frozen
   (b) with history   (a) plus lags, changes and returns of the same stock-day's earlier snapshots, frozen
-  (c) refitted       (b)'s features, refitted every `refit_every` days on the latest `window` days
+  (c) refitted       (b)'s features, refitted every `refit_every` days on all the days before, each weighted
+                     by its recency (half of the weight every `half_life` days)
 
 Each is scored by the captured fraction of the gap between predicting zero and the oracle,
 (zero_mae - model_mae) / (zero_mae - oracle_mae). Every prediction is centred first (its index-weighted mean at
@@ -142,11 +143,17 @@ def centred(frame: pd.DataFrame, prediction: np.ndarray) -> np.ndarray:
     return c.rows(c.across(c.cube(prediction)))
 
 
-def fit(features: pd.DataFrame, target: pd.Series, columns: list[str]) -> Any:
+def fit(
+    features: pd.DataFrame, target: pd.Series, columns: list[str], weight: np.ndarray | None = None
+) -> Any:
     import xgboost as xgb
 
     usable = target.notna().to_numpy()
-    matrix = xgb.DMatrix(features.loc[usable, columns], label=target[usable])
+    matrix = xgb.DMatrix(
+        features.loc[usable, columns],
+        label=target[usable],
+        weight=None if weight is None else weight[usable],
+    )
     return xgb.train(XGB_PARAMS, matrix, num_boost_round=ROUNDS)
 
 
@@ -166,7 +173,7 @@ class Report:
     train_days: int
     test_days: int
     refit_every: int
-    window: int
+    half_life: float
     zero_mae: float = 0.0
     oracle_mae: float = 0.0
     models: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -189,7 +196,7 @@ def market_report(
     *,
     train_days: int = 80,
     refit_every: int = 10,
-    window: int = 40,
+    half_life: float = 20.0,
     real: str | Path | None = None,
 ) -> Report:
     """Fit and score the reference models on a generated market directory (see the module's doc)."""
@@ -209,7 +216,7 @@ def market_report(
     train = ~test
     target = frame["target"]
     test_target = target[test].to_numpy()
-    report = Report(str(data), train_days, len(dates) - train_days, refit_every, window)
+    report = Report(str(data), train_days, len(dates) - train_days, refit_every, half_life)
     report.zero_mae = round(_mae(test_target, 0.0 * test_target), 4)
     report.oracle_mae = round(_mae(test_target, frame.loc[test, "oracle"].to_numpy()), 4)
     with_history = features.current + features.history
@@ -227,9 +234,9 @@ def market_report(
             int(dates[train_days + start]),
             int(dates[min(len(dates), train_days + start + refit_every) - 1]),
         )
-        lo = int(dates[max(0, train_days + start - window)])
-        rows = ((frame["date_id"] >= lo) & (frame["date_id"] < first)).to_numpy()
-        model = fit(features.frame[rows], target[rows], with_history)
+        rows = (frame["date_id"] < first).to_numpy()
+        age = first - frame.loc[rows, "date_id"].to_numpy(dtype=np.float64)
+        model = fit(features.frame[rows], target[rows], with_history, 0.5 ** (age / half_life))
         chosen = (test_dates >= first) & (test_dates <= last)
         refitted[chosen] = predict(model, features.frame[test][chosen], with_history)
     _score("with_history_refitted", report, test_target, centred(test_frame, refitted))
@@ -276,14 +283,14 @@ def format_report(report: Report) -> str:
     labels = {
         "current_row": "(a) current row, frozen",
         "with_history": "(b) with history, frozen",
-        "with_history_refitted": f"(c) with history, refitted every {report.refit_every} days"
-        f" on the latest {report.window}",
+        "with_history_refitted": f"(c) with history, refitted every {report.refit_every} days",
     }
     for name, values in report.models.items():
-        lines.append(f"  {labels[name]:<52} MAE {values['mae']:.4f}  captured {values['captured']:.3f}")
+        lines.append(f"  {labels[name]:<44} MAE {values['mae']:.4f}  captured {values['captured']:.3f}")
     lines.append(
         f"  history adds {report.differences['history_minus_current']:+.3f},"
         f" refitting adds {report.differences['refitted_minus_frozen']:+.3f}"
+        f" (refits weigh each earlier day by 0.5^(age / {report.half_life:g} days))"
     )
     if report.real is not None:
         for day, values in report.real["days"].items():

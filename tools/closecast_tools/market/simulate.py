@@ -415,10 +415,11 @@ def continuations(
         zs=dyn_day.zs,
     )
     paths = (n_paths, n_all)
-    state = _State(
-        *(np.broadcast_to(cubes[name][day, t], paths).copy() for name in ("mid", "gap", "z", "flow", "move")),
-        on=np.broadcast_to(cubes["z"][day, t] != 0.0, paths).copy(),
-    )
+    start = {
+        name: np.broadcast_to(cubes[name][day, t], paths).copy()
+        for name in ("mid", "gap", "z", "flow", "move")
+    }
+    state = _State(**start, on=start["z"] != 0.0)
     pressure = np.broadcast_to(cubes["pressure"][day, t], paths)
     half_base, book = internals["half_base"][0, 0], internals["book"][day, 0]
     for k in range(t, t + HORIZON_STEPS):
