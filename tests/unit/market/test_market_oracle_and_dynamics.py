@@ -69,7 +69,11 @@ def test_the_market_regime_drifts_slowly_with_occasional_breaks() -> None:
     # Given 1000 days of the default path
     path = regimes_for(1, np.arange(1000), MarketParams())
     log_flow = np.log(path.strengths["c_f"])
-    # Then the order-flow strength persists day to day but wanders widely over months
+    mix = np.log([path.strengths[name] for name in ("c_b", "c_f", "kappa")]).sum(axis=0)
+    # Then the signals' mix shifts while the geometric mean of their strengths (relative to the defaults) holds
+    defaults = np.log([MarketParams().c_b, MarketParams().c_f, MarketParams().kappa]).sum()
+    np.testing.assert_allclose(mix, defaults, atol=1e-9)
+    # and the order-flow strength persists day to day but wanders widely over months
     assert np.corrcoef(log_flow[1:], log_flow[:-1])[0, 1] > 0.8
     assert np.exp(np.quantile(log_flow, 0.9) - np.quantile(log_flow, 0.1)) > 2.5
     # and the reversal of relative moves strengthens and weakens; stocks' volatilities drift too
@@ -79,7 +83,14 @@ def test_the_market_regime_drifts_slowly_with_occasional_breaks() -> None:
 
 def test_drift_can_be_turned_off() -> None:
     # Given the drift options set to 0 / Then every day has the default strengths and the stocks' own vol
-    p = replace(MarketParams(), strength_spread=0.0, c_r_spread=0.0, stock_vol_drift=0.0, beta_drift=0.0)
+    p = replace(
+        MarketParams(),
+        regime_amplitude=0.0,
+        strength_spread=0.0,
+        c_r_spread=0.0,
+        stock_vol_drift=0.0,
+        beta_drift=0.0,
+    )
     path = regimes_for(1, np.arange(50), p)
     assert (path.strengths["c_f"] == p.c_f).all() and (path.c_r == p.c_r).all()
     assert (path.stock_vol == path.stock_vol[0]).all()

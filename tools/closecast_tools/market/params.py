@@ -39,10 +39,15 @@ class MarketParams:
     sigma_g: float = 0.8  # clearing-gap shock, in units of vol
 
     # --- dynamics across days (a seed-level path: AR(1) in the parameters, with occasional breaks) -------------
-    regime_persistence: float = 0.99  # day-to-day AR(1) coefficient of the market-wide strengths
-    strength_spread: float = 0.7  # stationary log-sd of c_b, c_z, c_f and kappa around their defaults
+    # the mix of c_b, c_f, kappa rotates: each is its default * exp(amplitude * cos(theta - its phase)),
+    # theta turning once in regime_period days on average (their geometric mean stays at the defaults')
+    regime_amplitude: float = 0.7
+    regime_period: float = 160.0
+    regime_jitter: float = 0.05  # random-walk sd of theta per day (radians)
+    regime_persistence: float = 0.99  # day-to-day AR(1) coefficient of the strengths' own wander ...
+    strength_spread: float = 0.25  # ... and its stationary log-sd (c_b, c_z, c_f, kappa)
     c_r_spread: float = 0.03  # stationary sd of c_r around its default
-    break_rate: float = 0.01  # chance per day of a break: the market-wide strengths are drawn afresh
+    break_rate: float = 0.01  # chance per day of a break: the strengths are drawn afresh, the mix jumps
     day_vol_spread: float = 0.25  # stationary log-sd of the day's volatility regime (shared by the stocks)
     day_vol_persistence: float = 0.5
     stock_vol_drift: float = 0.25  # stationary log-sd of a stock's volatility around its base, across days
@@ -105,6 +110,8 @@ class MarketParams:
                 raise ValueError(f"params.{field.name}: expected a number, got {value!r}")
             if field.name in unit and not 0.0 <= value <= 1.0:
                 raise ValueError(f"params.{field.name}: must be in [0, 1], got {value}")
+        if self.regime_period <= 0:
+            raise ValueError(f"params.regime_period: must be > 0, got {self.regime_period}")
         if self.tail_df <= 2.0:
             raise ValueError(f"params.tail_df: must be > 2 (finite variance), got {self.tail_df}")
         if not 0.0 <= self.beta_low <= self.beta_high <= 1.4:

@@ -75,12 +75,19 @@ def _path(seed: int, n_days: int, p: MarketParams) -> Regimes:
     beta_dev = np.empty((n_days, N_STOCKS))
     rho, rho_vol, rho_stock = p.regime_persistence, p.day_vol_persistence, p.stock_persistence
     clip_r = 3.0 * p.c_r_spread
+    theta = np.empty(n_days)
     for day in range(n_days):
         rng = np.random.default_rng([seed, 2, day])
         broken = rng.random() < p.break_rate
         market = rng.standard_normal(n_strengths + 2)
         fresh = rng.standard_normal(n_strengths + 1)
         stock = rng.standard_normal((2, N_STOCKS))
+        turn, jump = rng.standard_normal(), rng.random()
+        if day == 0:
+            theta[day] = 2 * np.pi * jump
+        else:
+            step = 2 * np.pi / p.regime_period + p.regime_jitter * turn
+            theta[day] = theta[day - 1] + step + (np.pi * (0.5 + jump) if broken else 0.0)
         if day == 0 or broken:
             log_strength[day] = p.strength_spread * fresh[:n_strengths]
             c_r_dev[day] = p.c_r_spread * fresh[n_strengths]
@@ -103,10 +110,13 @@ def _path(seed: int, n_days: int, p: MarketParams) -> Regimes:
     c_r_dev = np.clip(c_r_dev, -clip_r, clip_r)
     # the relative move follows m' = (move_decay + c_r) m + shock: keep c_r where that stays stable
     c_r_low, c_r_high = -1.0 - p.move_decay + 0.05, 1.0 - p.move_decay - 0.05
-    # the signals trade places rather than all growing or fading at once: the geometric mean of the mixed
-    # strengths stays at their defaults', so the market's predictability holds steady while its sources drift
+    # the signals trade places rather than all growing or fading at once: the mix rotates (phase theta, one
+    # turn per regime_period days on average), and the geometric mean of the mixed strengths stays at their
+    # defaults', so the market's predictability holds steady while its sources drift
     mixed = [STRENGTHS.index(name) for name in MIXED]
     log_strength[:, mixed] -= log_strength[:, mixed].mean(axis=1, keepdims=True)
+    phases = 2 * np.pi * np.arange(len(MIXED)) / len(MIXED)
+    log_strength[:, mixed] += p.regime_amplitude * np.cos(theta[:, None] - phases[None, :])
     stocks = stock_constants(seed, p)
     defaults = {"c_b": p.c_b, "c_z": p.c_z, "c_f": p.c_f, "kappa": p.kappa}
     strengths = {
