@@ -1,4 +1,4 @@
-"""`closecast generate` and `closecast replay` as a user runs them (through the CLI dispatcher)."""
+"""`closecast generate`, `market-report` and `replay` as a user runs them (through the CLI dispatcher)."""
 
 from __future__ import annotations
 
@@ -146,3 +146,72 @@ def test_generate_onto_an_existing_file_exits_2(tmp_path: Path, capsys: pytest.C
     assert code == 2
     assert f"--out {target} exists and is not a directory" in capsys.readouterr().err
     assert target.read_text() == "mine\n"
+
+
+def test_generate_with_params_writes_them_to_the_manifest(tmp_path: Path) -> None:
+    # Given --params turning the order-flow signal off
+    out = tmp_path / "m"
+    code = main(["generate", "--days", "1", "--seed", "3", "--out", str(out), "--params", '{"c_f": 0}'])
+    # Then the market is written and its manifest records the parameters used
+    assert code == 0
+    assert json.loads((out / "manifest.json").read_text())["params"]["c_f"] == 0.0
+
+
+def test_show_params_prints_the_defaults_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given --show-params with an override / Then the parameters come out as JSON, the override applied
+    assert main(["generate", "--show-params", "--params", '{"c_r": -0.05}']) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["c_r"] == -0.05 and shown["c_f"] > 0
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ('{"c_q": 1}', "unknown parameter(s) c_q"),
+        ("{", "--params: not JSON"),
+        ("missing.json", "No such file"),
+    ],
+)
+def test_generate_refuses_bad_params_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], params: str, message: str
+) -> None:
+    # Given bad --params / Then exit code 2, the reason on stderr, nothing written
+    out = tmp_path / "m"
+    code = main(["generate", "--days", "1", "--seed", "3", "--out", str(out), "--params", params])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_market_report_scores_three_models_and_writes_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kaggle_example: Path
+) -> None:
+    # Given a small generated market (8 days x 40 stocks)
+    main(["generate", "--days", "8", "--seed", "5", "--out", str(tmp_path / "m"), "--stocks", "40"])
+    # When the report trains on 5 days, refits every 2 days (half-life 3 days), and scores the real days too
+    code = main(
+        [
+            "market-report", "--data", str(tmp_path / "m"), "--train-days", "5", "--refit-every", "2",
+            "--half-life", "3", "--real", str(kaggle_example), "--json", str(tmp_path / "r.json"),
+        ]
+    )  # fmt: skip
+    # Then it prints and writes the three models' captured fractions and the real days' MAE beside zero
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "(a) current row, frozen" in printed and "real day 479" in printed
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert set(report["models"]) == {"current_row", "with_history", "with_history_refitted"}
+    assert report["oracle_mae"] < report["zero_mae"]
+    for model in report["models"].values():
+        gap = report["zero_mae"] - report["oracle_mae"]
+        assert model["captured"] == pytest.approx((report["zero_mae"] - model["mae"]) / gap, abs=1e-3)
+    assert set(report["real"]["days"]) == {"478", "479"}
+    assert report["real"]["zero_mae"] == pytest.approx(5.467, abs=1e-3)
+
+
+def test_market_report_on_kaggle_files_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kaggle_example: Path
+) -> None:
+    # Given data without an oracle (the real example files) / Then the report refuses with exit code 2
+    assert main(["market-report", "--data", str(kaggle_example), "--train-days", "1"]) == 2
+    assert "not a generated market" in capsys.readouterr().err

@@ -19,6 +19,10 @@ pytestmark = pytest.mark.unit
 SEEDS = (1, 2, 3)
 
 
+def within(value: float, real: float, tolerance: float) -> bool:
+    return abs(value / real - 1) <= tolerance
+
+
 def _kaggle(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[list(KAGGLE_COLUMNS)]
 
@@ -104,18 +108,20 @@ def test_stored_targets_equal_targets_recomputed_from_the_waps(
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_oracle_mae_is_088_to_092_of_predicting_zero(generated: dict[int, pd.DataFrame], seed: int) -> None:
-    # Given a generated market (60 days) / Then the oracle's MAE is 0.88-0.92 of predicting zero's
+def test_oracle_mae_is_085_to_093_of_predicting_zero(generated: dict[int, pd.DataFrame], seed: int) -> None:
+    # Given a generated market (60 days) / Then the oracle's MAE is 0.85-0.93 of predicting zero's
+    # (good models on the real train.csv reach about 5.84 / 6.4 = 0.91; the oracle knows a little more)
     f = generated[seed]
     ratio = (f.target - f.oracle).abs().mean() / f.target.abs().mean()
-    assert 0.88 <= ratio <= 0.92
+    assert 0.85 <= ratio <= 0.93
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_target_std_is_9_to_10_bps(generated: dict[int, pd.DataFrame], seed: int) -> None:
-    # Given a generated market / Then the target's standard deviation is 9-10 bps, with fat tails
+def test_target_std_is_near_945_bps(generated: dict[int, pd.DataFrame], seed: int) -> None:
+    # Given a generated market / Then the target's standard deviation is within 12 % of train.csv's 9.45 bps,
+    # with fat tails
     target = generated[seed].target
-    assert 9.0 <= target.std() <= 10.0
+    assert within(target.std(), 9.45, 0.12)
     assert np.abs(target).max() > 10 * target.std()
 
 
@@ -126,10 +132,6 @@ def test_oracle_is_unbiased_in_every_decile(generated: dict[int, pd.DataFrame]) 
     # Then target - oracle averages ~0 within each decile of the oracle (a biased oracle would drift)
     residual = (f.target - f.oracle).groupby(deciles).mean()
     assert residual.abs().max() < 0.15
-
-
-def within(value: float, real: float, tolerance: float) -> bool:
-    return abs(value / real - 1) <= tolerance
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -160,6 +162,48 @@ def test_prices_and_targets_are_shaped_like_the_real_market(
     q1, q3 = f.target.quantile([0.25, 0.75])
     assert within(-q1, 4.56, 0.15) and within(q3, 4.41, 0.15)
     assert within(f.target.abs().mean(), 6.4, 0.1)
+
+
+def _reference_position(f: pd.DataFrame) -> tuple[float, float]:
+    inside = (f.reference_price >= f.bid_price) & (f.reference_price <= f.ask_price)
+    at_quote = (f.reference_price == f.bid_price) | (f.reference_price == f.ask_price)
+    return float(inside.mean()), float(at_quote.mean())
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_reference_price_sits_in_the_quote_as_often_as_in_the_real_data(
+    generated: dict[int, pd.DataFrame], example_frame: pd.DataFrame, seed: int
+) -> None:
+    # Given a generated market and the real example days (test.csv: inside [bid, ask] 93.8 %, at bid or ask 61 %)
+    real_inside, real_at_quote = _reference_position(example_frame)
+    inside, at_quote = _reference_position(generated[seed])
+    # Then the reference price is inside [bid, ask] as often (+-3 points), and at the bid or ask (+-10 points)
+    assert abs(inside - real_inside) <= 0.03
+    assert abs(at_quote - real_at_quote) <= 0.10
+
+
+def _relative_quantiles(f: pd.DataFrame, column: str) -> np.ndarray:
+    gap = (f[column] / f.reference_price - 1).abs().dropna()
+    return gap.quantile([0.5, 0.9, 0.99]).to_numpy()
+
+
+@pytest.mark.parametrize("column", ["far_price", "near_price"])
+def test_far_and_near_prices_stray_from_the_reference_as_in_the_real_data(
+    generated: dict[int, pd.DataFrame], example_frame: pd.DataFrame, column: str
+) -> None:
+    # Given a generated market and the real example days
+    real = _relative_quantiles(example_frame, column)
+    ours = _relative_quantiles(generated[1], column)
+    # Then |price / reference - 1| has the real median, 90th and 99th percentiles (within 25 %)
+    assert np.all(np.abs(ours / real - 1) <= 0.25), (ours, real)
+
+
+def test_far_price_has_outliers_as_extreme_as_train_csv(generated: dict[int, pd.DataFrame]) -> None:
+    # Given 3 x 60 generated days (train.csv's far_price spans 7.7e-5 ... 438 over 481 days)
+    far = pd.concat([f.far_price / f.reference_price for f in generated.values()]).dropna()
+    # Then some far prices are off by more than x20 up and /20 down, none beyond the real extremes' reach
+    assert far.max() > 20 and far.min() < 0.05
+    assert far.max() < 500 and far.min() > 5e-5
 
 
 def test_same_seed_same_market_other_seed_other_market() -> None:

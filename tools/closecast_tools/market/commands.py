@@ -1,4 +1,4 @@
-"""`closecast generate` and `closecast replay`."""
+"""`closecast generate`, `closecast market-report` and `closecast replay`."""
 
 from __future__ import annotations
 
@@ -21,12 +21,48 @@ def register(subparsers: Any) -> None:
         "target. Parquet: DIR/train.parquet, DIR/oracle.parquet, DIR/manifest.json; "
         "csv: DIR/train.csv (Kaggle column order), DIR/oracle.csv (row_id,oracle), DIR/manifest.json.",
     )
-    generate.add_argument("--days", type=int, required=True, help="number of dates (date_id 0..N-1)")
-    generate.add_argument("--seed", type=int, required=True)
-    generate.add_argument("--out", type=Path, required=True, help="output directory")
+    generate.add_argument("--days", type=int, help="number of dates (date_id 0..N-1); required")
+    generate.add_argument("--seed", type=int, help="random seed; required")
+    generate.add_argument("--out", type=Path, help="output directory; required")
     generate.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     generate.add_argument("--stocks", type=int, default=200, help="number of stocks, 1..200 (default 200)")
+    generate.add_argument(
+        "--params",
+        metavar="JSON",
+        help="override simulator parameters: a JSON object or a file holding one, e.g. "
+        '\'{"c_f": 0, "c_r": 0}\' turns off the order-flow and reversal signals (see --show-params)',
+    )
+    generate.add_argument(
+        "--show-params",
+        action="store_true",
+        help="print the parameters (defaults + --params) as JSON and exit",
+    )
     generate.set_defaults(func=run_generate)
+
+    report = subparsers.add_parser(
+        "market-report",
+        help="fit reference models on a generated market and print what they capture of the oracle's gain",
+        description="Train three reference XGBoost models (current row; with the day's history; with history "
+        "refitted every N days) on the first --train-days days of a generated market, score them on the rest, "
+        "and print the captured fraction (zero_mae - model_mae) / (zero_mae - oracle_mae) of each; with --real, "
+        "also the history model's MAE on real Kaggle days beside predicting zero.",
+    )
+    report.add_argument("--data", type=Path, required=True, help="a directory written by closecast generate")
+    report.add_argument("--train-days", type=int, default=80, help="days to train on (default 80)")
+    report.add_argument(
+        "--refit-every", type=int, default=10, help="refit model (c) every N days (default 10)"
+    )
+    report.add_argument(
+        "--half-life",
+        type=float,
+        default=20.0,
+        help="model (c) weighs each earlier day by 0.5^(age / N days) (default 20)",
+    )
+    report.add_argument(
+        "--real", type=Path, help="Kaggle test.csv + revealed_targets.csv (a directory, or the two files)"
+    )
+    report.add_argument("--json", type=Path, help="also write the report as JSON here")
+    report.set_defaults(func=run_market_report)
 
     replay = subparsers.add_parser(
         "replay",
@@ -59,13 +95,28 @@ def register(subparsers: Any) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     from closecast_tools.market.generate import write_dataset
+    from closecast_tools.market.params import load_params
 
+    try:
+        params = load_params(args.params)
+    except (ValueError, OSError) as error:
+        print(f"closecast generate: {error}", file=sys.stderr)
+        return 2
+    if args.show_params:
+        print(json.dumps(params.as_dict(), indent=2))
+        return 0
+    missing = [f"--{name}" for name in ("days", "seed", "out") if getattr(args, name) is None]
+    if missing:
+        print(
+            f"closecast generate: the following arguments are required: {', '.join(missing)}", file=sys.stderr
+        )
+        return 2
     if args.out.exists() and not args.out.is_dir():
         print(f"closecast generate: --out {args.out} exists and is not a directory", file=sys.stderr)
         return 2
     try:
         summary = write_dataset(
-            args.out, days=args.days, seed=args.seed, n_stocks=args.stocks, fmt=args.format
+            args.out, days=args.days, seed=args.seed, n_stocks=args.stocks, fmt=args.format, params=params
         )
     except (ValueError, OSError) as error:
         print(f"closecast generate: {error}", file=sys.stderr)
@@ -74,6 +125,34 @@ def run_generate(args: argparse.Namespace) -> int:
         f"wrote {summary.rows} rows ({summary.days} days x {summary.stocks} stocks, seed {summary.seed}, "
         f"{summary.format}) to {summary.out} in {summary.seconds:.1f} s"
     )
+    return 0
+
+
+def run_market_report(args: argparse.Namespace) -> int:
+    from closecast_ml.dataset import DatasetError
+    from closecast_ml.kaggle import KaggleFormatError
+    from closecast_tools.market.report import format_report, market_report, write_json
+
+    if min(args.train_days, args.refit_every) < 1 or not args.half_life > 0:
+        print(
+            "closecast market-report: --train-days and --refit-every must be >= 1, --half-life > 0",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = market_report(
+            args.data,
+            train_days=args.train_days,
+            refit_every=args.refit_every,
+            half_life=args.half_life,
+            real=args.real,
+        )
+    except (ValueError, DatasetError, KaggleFormatError, OSError) as error:
+        print(f"closecast market-report: {error}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
     return 0
 
 
