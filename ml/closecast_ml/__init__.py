@@ -1,0 +1,1 @@
+"""closecast_ml: the numeric side of closecast (placeholder until the ML package lands)."""
