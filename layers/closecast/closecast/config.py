@@ -12,9 +12,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from closecast.errors import ConfigurationError
 
-class ConfigurationError(RuntimeError):
-    """The function's environment is missing or has an invalid variable (a deployment fault)."""
+__all__ = ["ApiConfig", "ConfigurationError", "DatabaseConfig", "IngestConfig", "cached", "load"]
 
 
 class _EnvModel(BaseModel):

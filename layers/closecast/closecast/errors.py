@@ -22,6 +22,17 @@ class InvalidInput(CloseCastError):
         return {"field": self.field, "location": self.location, "message": self.message}
 
 
+class ConfigurationError(CloseCastError):
+    """A deployment fault, never retried: the function's environment is missing or has an invalid variable, or
+    the Data API refuses the cluster, secret, database or permissions it was given (`code` is then the AWS
+    error code)."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
 class NotFound(CloseCastError):
     """The resource asked for does not exist."""
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 from closecast import __version__
-from closecast.api import date_mappings, model_inferences, models, stock_data
 from closecast.api.common import new_resolver
+from closecast.resources.date_mappings import routes as date_mappings
+from closecast.resources.model_inferences import routes as model_inferences
+from closecast.resources.models import routes as models
+from closecast.resources.stock_data import routes as stock_data
 
 ROUTERS = (stock_data.router, date_mappings.router, models.router, model_inferences.router)
 
