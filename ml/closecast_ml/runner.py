@@ -40,7 +40,7 @@ from closecast.resources.model_inferences import sql as inferences
 from closecast.resources.models import sql as models
 from closecast_ml import training
 from closecast_ml.daystore import DayStore
-from closecast_ml.model import ArtifactError, ModelArtifact
+from closecast_ml.model import METADATA_FILE, MODEL_FILE, ArtifactError, ModelArtifact
 
 logger = Logger(child=True)
 
@@ -245,15 +245,15 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     if params.parent_id is not None:
         parent_record = _model_or_fail(services, params.parent_id, "parent")
         parent = load_artifact(services, parent_record)
+        # the child's lineage names its parent by registry id and file (closecast_ml.training.update reads them)
+        parent.metadata["id"], parent.metadata["artifact_uri"] = parent_record["id"], parent_record["artifact_uri"]
         if params.feature_set is not None and params.feature_set != parent.feature_set:
             raise JobFailed(
                 f"feature set {params.feature_set!r} differs from parent model {params.parent_id}'s "
                 f"{parent.feature_set!r}; a daily update keeps the parent's features (refit without a parent "
                 "to change them)"
             )
-    window = None
-    if parent is not None:
-        window = int(getattr(training, "update_window_days", lambda _p: training.DEFAULT_UPDATE_WINDOW)(parent))
+    window = training.update_window_days(parent) if parent is not None else None
     days = _training_days(services, params, window)
     timings["sync"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -264,8 +264,20 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     try:
         if parent is not None:
             update = training.update(parent, rows)
+            if update.kept_parent:
+                # The guard found the continuation worse on the newest days: the parent stays the model and no
+                # new version is registered (a model changes only on evidence).
+                assert parent_record is not None
+                return {
+                    "model_id": parent_record["id"],
+                    "kept_parent": True,
+                    "parent_id": parent_record["id"],
+                    "days_in_window": [d.date_id for d in days],
+                    "evidence": _json_safe(update.evidence),
+                    "timings": {k: round(v, 3) for k, v in timings.items()},
+                }
             artifact = update.model
-            training_info = {"strategy": "update", "kept_parent": bool(update.kept_parent), "evidence": update.evidence}
+            training_info = {"strategy": "update", "kept_parent": False, "evidence": update.evidence}
         else:
             artifact = training.fit(rows, feature_set=params.feature_set or "full", valid_days=params.valid_days)
             training_info = {"strategy": "refit"}
@@ -276,8 +288,6 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     day_versions = {str(d.date_id): d.version for d in days}
     artifact.metadata["day_versions"] = day_versions
     artifact.metadata["job_id"] = job_id
-    if parent_record is not None:
-        artifact.metadata["parent"] = {"id": parent_record["id"], "artifact_uri": parent_record["artifact_uri"]}
     record = _register(services, job_id, params, artifact, parent_record, days, training_info)
     timings["register"] = time.perf_counter() - clock
     return {
@@ -314,8 +324,7 @@ def _register(
         prefix = f"{services.config.models_prefix}{params.model_name}/{version}/"
         artifact.metadata["name"], artifact.metadata["version"] = params.model_name, version
         model_bytes, metadata_bytes = artifact.to_bytes()
-        model_key = prefix + ("model.json" if model_bytes[:1] == b"{" else "model.ubj")
-        metadata_key = prefix + "metadata.json"
+        model_key, metadata_key = prefix + MODEL_FILE, prefix + METADATA_FILE
         services.s3.put_object(Bucket=bucket, Key=model_key, Body=model_bytes)
         services.s3.put_object(
             Bucket=bucket, Key=metadata_key, Body=metadata_bytes, ContentType="application/json"
