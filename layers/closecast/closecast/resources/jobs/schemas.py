@@ -55,7 +55,9 @@ class DateSelection(_Params):
         if not chosen:
             raise ValueError("give date_id, start_date_id + end_date_id, or up_to_date_id")
         if len(chosen) > 1:
-            raise ValueError(f"give only one of date_id, start_date_id + end_date_id, up_to_date_id: {chosen}")
+            raise ValueError(
+                f"give only one of date_id, start_date_id + end_date_id, up_to_date_id: {chosen}"
+            )
         return self
 
     def date_range(self) -> tuple[int, int]:
@@ -118,7 +120,9 @@ class StoreDayJobCreate(StoreDayParams):
 JobCreate = Annotated[TrainJobCreate | InferenceJobCreate | StoreDayJobCreate, Field(discriminator="kind")]
 
 
-def split_create(body: TrainJobCreate | InferenceJobCreate | StoreDayJobCreate) -> tuple[str, dict[str, Any], str | None]:
+def split_create(
+    body: TrainJobCreate | InferenceJobCreate | StoreDayJobCreate,
+) -> tuple[str, dict[str, Any], str | None]:
     """(kind, params as stored, client token) of a POST /jobs/ body."""
     params = body.model_dump(exclude={"kind", "client_token"}, exclude_none=True)
     return body.kind, params, body.client_token
