@@ -321,11 +321,14 @@ def _matrix(
     return matrix
 
 
+BLOCK_DAYS = 16  # days computed together: bounds the memory of the intermediate (time, stock) arrays
+
+
 def day_matrix(
     rows: pd.DataFrame, feature_set: str, stats: Mapping[str, Sequence[float | None]] | None = None
 ) -> np.ndarray:
     """`day_features` as a float32 matrix (rows in the order of `rows`, columns `feature_names(feature_set)`).
-    `rows` may hold several days; each day only sees itself."""
+    `rows` may hold several days; each day only sees itself. Days are computed `BLOCK_DAYS` at a time."""
     names = feature_names(feature_set)
     if rows.empty:
         return np.empty((0, len(names)), dtype=np.float32)
@@ -335,14 +338,53 @@ def day_matrix(
     if (seconds % SECONDS_STEP).any() or steps.min() < 0 or steps.max() > LAST_SECOND // SECONDS_STEP:
         raise ValueError("seconds_in_bucket must be multiples of 10 in 0..540")
     stocks = rows["stock_id"].to_numpy(dtype=np.int64)
-    n_days, n_stocks = int(day_codes.max()) + 1, int(stocks.max()) + 1
+    n_stocks = int(stocks.max()) + 1
+    stat_values = stats_arrays(stats, n_stocks)
+    weights = _index_weights(n_stocks)
+    values = {column: rows[column].to_numpy(dtype=np.float64) for column in _INPUTS}
+    n_days = int(day_codes.max()) + 1
+    if n_days <= BLOCK_DAYS:
+        return _block_matrix(values, day_codes, steps, stocks, n_days, n_stocks, stat_values, weights, names)
+    matrix = np.empty((len(rows), len(names)), dtype=np.float32)
+    block_of_row = day_codes // BLOCK_DAYS
+    order = np.argsort(block_of_row, kind="stable")
+    bounds = np.searchsorted(block_of_row[order], np.arange(block_of_row.max() + 2))
+    for block in range(int(block_of_row.max()) + 1):
+        positions = order[bounds[block] : bounds[block + 1]]
+        if len(positions) == 0:
+            continue
+        matrix[positions] = _block_matrix(
+            {column: array[positions] for column, array in values.items()},
+            day_codes[positions] - block * BLOCK_DAYS,
+            steps[positions],
+            stocks[positions],
+            BLOCK_DAYS,
+            n_stocks,
+            stat_values,
+            weights,
+            names,
+        )
+    return matrix
+
+
+def _block_matrix(
+    values: Mapping[str, np.ndarray],
+    day_codes: np.ndarray,
+    steps: np.ndarray,
+    stocks: np.ndarray,
+    n_days: int,
+    n_stocks: int,
+    stats: Mapping[str, np.ndarray],
+    weights: np.ndarray,
+    names: Sequence[str],
+) -> np.ndarray:
     time_index = day_codes * SNAPSHOTS_PER_DAY + steps
     cube_shape = (n_days, SNAPSHOTS_PER_DAY, n_stocks)
     flat = (n_days * SNAPSHOTS_PER_DAY, n_stocks)
     columns: dict[str, np.ndarray] = {}
     for column in _INPUTS:
         cube = np.full(flat, np.nan)
-        cube[time_index, stocks] = rows[column].to_numpy(dtype=np.float64)
+        cube[time_index, stocks] = values[column]
         columns[column] = cube
 
     def lag(column: str, k: int) -> np.ndarray:
@@ -352,9 +394,7 @@ def day_matrix(
         return shifted.reshape(flat)
 
     seconds_column = np.tile(np.arange(SNAPSHOTS_PER_DAY, dtype=np.int64) * SECONDS_STEP, n_days)[:, None]
-    features = _compute(
-        columns, lag, seconds_column, stats_arrays(stats, n_stocks), _index_weights(n_stocks), names
-    )
+    features = _compute(columns, lag, seconds_column, stats, weights, names)
     return _matrix(features, names, (time_index, stocks))
 
 

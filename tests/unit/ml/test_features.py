@@ -111,3 +111,16 @@ def test_an_unknown_feature_set_is_refused(one_day: pd.DataFrame) -> None:
     """Given a feature set name that does not exist, then UnknownFeatureSet names the known ones."""
     with pytest.raises(UnknownFeatureSet, match="full"):
         day_features(one_day, "fancy")
+
+
+def test_days_computed_in_blocks_give_the_same_features_as_each_day_alone(
+    market: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given 5 days computed 2 days per block, then each row's features equal those of its day computed alone."""
+    import closecast_ml.features as features
+
+    rows = market[market["date_id"] <= 4].reset_index(drop=True)
+    monkeypatch.setattr(features, "BLOCK_DAYS", 2)
+    together = day_features(rows, "full").to_numpy()
+    alone = np.concatenate([day_features(day, "full").to_numpy() for _, day in rows.groupby("date_id")])
+    assert _same(together, alone).all()
