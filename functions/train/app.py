@@ -1,5 +1,6 @@
-"""Lambda entry point (container image): training and day-store jobs from the train jobs queue (partial batch
-responses), or one job given directly (`sam local invoke -e events/train/refit.json`)."""
+"""Lambda entry point (container image): training, day-store and daily-chain jobs from the train jobs queue
+(partial batch responses), or one job given directly (`sam local invoke -e events/train/refit.json`). The daily
+chain runs its steps (its next-day inference included) here, each as a job of its own."""
 
 from __future__ import annotations
 
@@ -25,4 +26,4 @@ def services() -> Services:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handle(event, services(), ("train", "store_day"))
+    return handle(event, services(), ("train", "store_day", "daily", "promote"))

@@ -94,6 +94,15 @@ def handle(event: dict[str, Any], services: Services, kinds: tuple[str, ...]) ->
     return run_job(services, str(job["id"]), kinds)
 
 
+def runner_of(kind: str) -> Callable[[Services, str, Any], dict[str, Any]]:
+    """The function that runs a job of `kind` (the daily chain's own kinds live in closecast_ml.chain)."""
+    if kind in RUNNERS:
+        return RUNNERS[kind]
+    from closecast_ml import chain  # imports this module: loaded on first use
+
+    return chain.RUNNERS[kind]
+
+
 def _direct_job(
     event: dict[str, Any], kinds: tuple[str, ...]
 ) -> TrainJobCreate | InferenceJobCreate | StoreDayJobCreate:
@@ -123,7 +132,7 @@ def run_job(services: Services, job_id: str, kinds: tuple[str, ...]) -> dict[str
             params = PARAMS_OF_KIND[job["kind"]].model_validate(job["params"])
         except ValidationError as exc:
             raise JobFailed(f"invalid parameters: {_validation_text(exc)}") from exc
-        result = RUNNERS[job["kind"]](services, job_id, params)
+        result = runner_of(job["kind"])(services, job_id, params)
         result["seconds"] = round(time.perf_counter() - started, 3)
     except JobFailed as exc:
         logger.warning("job failed", extra={"job_id": job_id, "reason": str(exc)})

@@ -414,7 +414,8 @@ class LocalCloud:
 
     def _write_state(self) -> None:
         assert self.gateway is not None and self.data_api is not None
-        stream = self.template.of_type("AWS::Kinesis::Stream")[0]
+        streams = self.template.of_type("AWS::Kinesis::Stream")
+        stream = "SnapshotStream" if "SnapshotStream" in streams else streams[0]
         bucket = self.template.of_type("AWS::S3::Bucket")[0]
         self.state = {
             "api_url": self.gateway.url,
@@ -423,6 +424,7 @@ class LocalCloud:
             "region": REGION,
             "stream_name": self.resources.refs[stream],
             "stream_arn": self.resources.attrs[stream]["Arn"],
+            "prediction_stream_name": self.resources.refs.get("PredictionStream"),
             "bucket": self.resources.refs[bucket],
             "train_jobs_queue_url": self.resources.refs.get("TrainJobsQueue"),
             "inference_jobs_queue_url": self.resources.refs.get("InferenceJobsQueue"),

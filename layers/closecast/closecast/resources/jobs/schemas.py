@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from closecast.market.schema import INT4_MAX, MAX_DATE_ID
 
-JobKind = Literal["train", "inference", "store_day"]
+JobKind = Literal["train", "inference", "store_day", "daily", "promote"]
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
-KINDS: tuple[str, ...] = ("train", "inference", "store_day")
+KINDS: tuple[str, ...] = ("train", "inference", "store_day", "daily", "promote")
 STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed")
 
 DateId = Annotated[int, Field(ge=0, le=MAX_DATE_ID)]
@@ -95,10 +95,32 @@ class StoreDayParams(DateSelection):
     """Write the complete days of the selection to the day store (missing or stale ones only)."""
 
 
+class DailyParams(_Params):
+    """The daily chain of one day (started by the ingest when the day's targets are complete, or by the
+    schedule): store the day, update `model_name`'s champion with it, evaluate, promote or keep, predict the
+    next day. Each step is a job of its own."""
+
+    date_id: DateId
+    model_name: ModelName
+
+
+class PromoteParams(_Params):
+    """The chain's evaluate-and-promote step: `candidate_id` (the daily update of `champion_id`, or None when
+    the update kept its parent) becomes champion only if it is no worse than the champion on the recent days."""
+
+    model_name: ModelName
+    date_id: DateId
+    champion_id: ModelId
+    candidate_id: ModelId | None = None
+    train_job_id: str | None = Field(default=None, max_length=64)
+
+
 PARAMS_OF_KIND: dict[str, type[_Params]] = {
     "train": TrainParams,
     "inference": InferenceParams,
     "store_day": StoreDayParams,
+    "daily": DailyParams,
+    "promote": PromoteParams,
 }
 
 
