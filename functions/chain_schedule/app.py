@@ -20,6 +20,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = cached(ChainConfig)
     if not config.chain_queue_url:
         raise ValueError("CHAIN_JOBS_QUEUE_URL is not set")
-    report = chain.sweep(data_api(config), aws.client("sqs"), config.chain_queue_url, model_name=config.model_name)
+    report = chain.sweep(
+        data_api(config), aws.client("sqs"), config.chain_queue_url, model_name=config.model_name
+    )
     logger.info("daily chain sweep", extra=report)
     return report

@@ -4,4 +4,6 @@ from closecast.api.handler import http_handler
 from closecast.resources.champions import routes as champions
 from closecast.resources.models import routes
 
-handler = http_handler(routes.router, {"/models": routes.LIST_PARAMS, **champions.ALLOWED_QUERY}, champions.router)
+handler = http_handler(
+    routes.router, {"/models": routes.LIST_PARAMS, **champions.ALLOWED_QUERY}, champions.router
+)

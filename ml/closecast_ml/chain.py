@@ -53,18 +53,29 @@ def run_daily(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     if current is None:
         raise JobFailed(f"model {name!r} has no champion: PUT /models/{{id}}/champion names one")
     champion_id = int(current["model_id"])
+    known = current.get("last_trained_date_id")
+    if known is not None and day <= int(known):
+        return {
+            "date_id": day,
+            "model_name": name,
+            "champion_before": champion_id,
+            "champion_after": champion_id,
+            "skipped": f"champion {champion_id} was already trained through day {known}: nothing to learn",
+        }
 
     stored = _step(services, job_id, "store_day", {"date_id": day})
     steps["store_day"] = {"job_id": stored["id"], "written": len(stored["result"].get("written") or [])}
     if day in (stored["result"].get("incomplete") or []):
         raise JobFailed(f"day {day} is not complete (rows without targets): nothing trained or promoted")
 
-    trained = _step(
-        services, job_id, "train", {"model_name": name, "parent_id": champion_id, "date_id": day}
-    )
+    trained = _step(services, job_id, "train", {"model_name": name, "parent_id": champion_id, "date_id": day})
     result = trained["result"]
     candidate = None if result.get("kept_parent") else int(result["model_id"])
-    steps["train"] = {"job_id": trained["id"], "candidate_id": candidate, "kept_parent": bool(candidate is None)}
+    steps["train"] = {
+        "job_id": trained["id"],
+        "candidate_id": candidate,
+        "kept_parent": bool(candidate is None),
+    }
 
     promote_params: dict[str, Any] = {
         "model_name": name,
@@ -82,13 +93,22 @@ def run_daily(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     next_day = day + 1
     if _day_is_in(services, next_day):
         inferred = _step(services, job_id, "inference", {"model_id": serving, "date_id": next_day})
-        steps["inference"] = {"job_id": inferred["id"], "date_id": next_day, "mae": inferred["result"].get("mae")}
+        steps["inference"] = {
+            "job_id": inferred["id"],
+            "date_id": next_day,
+            "mae": inferred["result"].get("mae"),
+        }
     else:
         steps["inference"] = {
             "skipped": f"day {next_day}'s rows are not all in: the streaming predictor predicts it live"
         }
-    return {"date_id": day, "model_name": name, "champion_before": champion_id, "champion_after": serving,
-            "steps": steps}
+    return {
+        "date_id": day,
+        "model_name": name,
+        "champion_before": champion_id,
+        "champion_after": serving,
+        "steps": steps,
+    }
 
 
 def _day_is_in(services: Services, date_id: int) -> bool:
@@ -122,10 +142,19 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
             "update": ((train or {}).get("result") or {}).get("evidence"),
         }
         record = champions.record_kept(
-            api, name=name, model_id=params.champion_id, evidence=evidence, date_id=params.date_id, job_id=job_id
+            api,
+            name=name,
+            model_id=params.champion_id,
+            evidence=evidence,
+            date_id=params.date_id,
+            job_id=job_id,
         )
-        return {"decision": "kept", "promotion_id": record["id"], "champion_id": params.champion_id,
-                "reason": "the update's guard kept the champion (the continuation was worse on the guard days)"}
+        return {
+            "decision": "kept",
+            "promotion_id": record["id"],
+            "champion_id": params.champion_id,
+            "reason": "the update's guard kept the champion (the continuation was worse on the guard days)",
+        }
 
     candidate_record = models.get_model(api, params.candidate_id)
     if candidate_record is None:
@@ -160,13 +189,25 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         evidence["decision"] = "kept: the update recorded no guard evaluation (a one-day window)"
     else:
         better = float(guard_candidate) <= float(guard_champion) + PROMOTION_TOLERANCE
-        evidence["decision"] = "promoted: no worse on the guard days" if better else "kept: worse on the guard days"
+        evidence["decision"] = (
+            "promoted: no worse on the guard days" if better else "kept: worse on the guard days"
+        )
     if not better:
         record = champions.record_kept(
-            api, name=name, model_id=params.candidate_id, evidence=evidence, date_id=params.date_id, job_id=job_id
+            api,
+            name=name,
+            model_id=params.candidate_id,
+            evidence=evidence,
+            date_id=params.date_id,
+            job_id=job_id,
         )
-        return {"decision": "kept", "promotion_id": record["id"], "champion_id": params.champion_id,
-                "candidate_id": params.candidate_id, "evidence": evidence}
+        return {
+            "decision": "kept",
+            "promotion_id": record["id"],
+            "champion_id": params.champion_id,
+            "candidate_id": params.candidate_id,
+            "evidence": evidence,
+        }
     record = champions.promote(
         api,
         name=name,
@@ -180,8 +221,13 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     )
     if record is None:
         raise JobFailed(f"the champion of {name!r} changed while the candidate was evaluated: not promoted")
-    return {"decision": "promoted", "promotion_id": record["id"], "champion_id": params.candidate_id,
-            "previous_champion_id": params.champion_id, "evidence": evidence}
+    return {
+        "decision": "promoted",
+        "promotion_id": record["id"],
+        "champion_id": params.candidate_id,
+        "previous_champion_id": params.champion_id,
+        "evidence": evidence,
+    }
 
 
 RUNNERS = {"daily": run_daily, "promote": run_promote}

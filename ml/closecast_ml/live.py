@@ -104,7 +104,9 @@ class ChampionCache:
                 return self.current
         reason = self._refused.get(wanted, "")
         if self.current is not None:
-            self.current.note = f"champion {wanted} unusable ({reason}); still predicting with {self.current.model_id}"
+            self.current.note = (
+                f"champion {wanted} unusable ({reason}); still predicting with {self.current.model_id}"
+            )
             return self.current
         for model_id in champions.previous_champions(self.api, self.name):
             if model_id == wanted or model_id in self._refused:
@@ -115,7 +117,9 @@ class ChampionCache:
                 self.current = Champion(model_id, loaded, note)
                 logger.warning(note)
                 return self.current
-        raise NoUsableModel(f"champion {wanted} of {self.name!r} is unusable ({reason}) and no earlier one loads")
+        raise NoUsableModel(
+            f"champion {wanted} of {self.name!r} is unusable ({reason}) and no earlier one loads"
+        )
 
     def _load(self, model_id: int) -> ModelArtifact | None:
         record = models.get_model(self.api, model_id)
@@ -180,6 +184,7 @@ class LivePredictor:
             try:
                 parsed, _ = parse(record)
             except Exception:  # the ingest quarantines it
+                logger.debug("unreadable record skipped", extra={"sequence": record.sequence_number})
                 continue
             for snapshot in parsed.rows:
                 key = (snapshot.date_id, snapshot.seconds_in_bucket)
@@ -210,7 +215,8 @@ class LivePredictor:
             return
         started = time.perf_counter()
         records = self.api.query(
-            _EARLIER_ROWS_SQL, {"date_id": state.date_id, "seconds": "{" + ",".join(map(str, wanted)) + "}"},
+            _EARLIER_ROWS_SQL,
+            {"date_id": state.date_id, "seconds": "{" + ",".join(map(str, wanted)) + "}"},
             page_size=5000,
         )
         self.timings["database_reads"] += time.perf_counter() - started

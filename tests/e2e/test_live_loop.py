@@ -16,8 +16,11 @@ from closecast_tools.local.http import call
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[2]
+
 FIRST = 3000  # date_ids of this test's market (apart from the other tests' days)
 BASE_DAYS, STREAMED_DAYS, STOCKS = 20, 4, 20
+FAULT_DAYS = 3  # after the streamed days: missing rows, day store down, database down
 MODEL = "closecast"  # the template's ChampionModelName
 
 
@@ -25,7 +28,9 @@ MODEL = "closecast"  # the template's ChampionModelName
 def market() -> pd.DataFrame:
     from closecast_tools.market.generate import generate_frame
 
-    return loop.shift_dates(generate_frame(BASE_DAYS + STREAMED_DAYS, seed=5, n_stocks=STOCKS), FIRST)
+    return loop.shift_dates(
+        generate_frame(BASE_DAYS + STREAMED_DAYS + FAULT_DAYS, seed=5, n_stocks=STOCKS), FIRST
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,10 @@ def run(local_cloud: Any, market: pd.DataFrame, tmp_path_factory: pytest.TempPat
     base = loop.train_base(
         state, local_cloud.options.state_dir / "local.json", history, MODEL, tmp_path_factory.mktemp("loop")
     )
-    days = [d for _, d in market[market["date_id"] >= FIRST + BASE_DAYS].groupby("date_id", sort=True)]
+    streamed = market[
+        (market["date_id"] >= FIRST + BASE_DAYS) & (market["date_id"] < FIRST + BASE_DAYS + STREAMED_DAYS)
+    ]
+    days = [d for _, d in streamed.groupby("date_id", sort=True)]
     outcomes = loop.stream_days(state, days, timeout_s=600)
     api = loop.data_api_of(state)
     comparisons = [c for day in days for c in loop.compare_day(state, api, day)]
@@ -88,7 +96,9 @@ def test_the_loop_promotes_by_itself_and_records_why(local_cloud: Any, run: dict
     assert champion["model_id"] == max(promoted, key=lambda p: p["id"])["model_id"]
 
 
-def test_live_mae_equals_the_batch_mae_of_the_same_model_and_day(local_cloud: Any, run: dict[str, Any]) -> None:
+def test_live_mae_equals_the_batch_mae_of_the_same_model_and_day(
+    local_cloud: Any, run: dict[str, Any]
+) -> None:
     """Then for each streamed day and the model that predicted it live, every live prediction equals the same
     model's whole-day prediction to 1e-9, so the live MAE equals the batch MAE; and the inference job of that
     model on that day (the batch path through the day store) reports the same MAE."""
@@ -97,13 +107,17 @@ def test_live_mae_equals_the_batch_mae_of_the_same_model_and_day(local_cloud: An
         assert c["max_abs_difference"] <= 1e-9, c
         assert abs(c["live_mae"] - c["batch_mae"]) <= 1e-9, c
     first = run["comparisons"][0]
-    job = loop.post_job(api, {"kind": "inference", "model_id": first["model_id"], "date_id": first["date_id"]})
+    job = loop.post_job(
+        api, {"kind": "inference", "model_id": first["model_id"], "date_id": first["date_id"]}
+    )
     assert job["status"] == "succeeded", job["error"]
     assert first["rows"] == job["result"]["n_rows"]
     assert abs(job["result"]["mae"] - first["live_mae"]) <= 1e-9
 
 
-def test_predictions_are_served_with_filters_and_the_page_envelope(local_cloud: Any, run: dict[str, Any]) -> None:
+def test_predictions_are_served_with_filters_and_the_page_envelope(
+    local_cloud: Any, run: dict[str, Any]
+) -> None:
     """Then GET /predictions/ filters by date_id, seconds_in_bucket, stock_id and model_id in the page envelope,
     and refuses an unknown parameter with a 400 naming it."""
     api = local_cloud.state["api_url"]
@@ -136,10 +150,231 @@ def test_live_predictions_reach_the_output_stream(local_cloud: Any, run: dict[st
         response = kinesis.get_records(ShardIterator=iterator, Limit=1000)
         for record in response["Records"]:
             message = json.loads(record["Data"])
-            if message["date_id"] >= FIRST + BASE_DAYS:
+            if FIRST + BASE_DAYS <= message["date_id"] < FIRST + BASE_DAYS + STREAMED_DAYS:
                 seen[(message["date_id"], message["seconds_in_bucket"])] = len(message["predictions"])
         iterator = response["NextShardIterator"]
         if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
             break
     assert len(seen) == STREAMED_DAYS * 55
     assert sum(seen.values()) == sum(len(day) for day in run["days"])
+
+
+# ----------------------------------------------------------------------------- faults
+
+
+def champion_id(local_cloud: Any) -> int:
+    status, page = call("GET", f"{local_cloud.state['api_url']}/champions/")
+    assert status == 200
+    (champion,) = [c for c in page["data"] if c["name"] == MODEL]
+    return int(champion["model_id"])
+
+
+def promotions_on(local_cloud: Any, date_id: int) -> list[dict[str, Any]]:
+    status, page = call("GET", f"{local_cloud.state['api_url']}/promotions/?name={MODEL}&page_size=1000")
+    assert status == 200
+    return [p for p in page["data"] if p["date_id"] == date_id]
+
+
+def fault_day(market: pd.DataFrame, n: int) -> pd.DataFrame:
+    return market[market["date_id"] == FIRST + BASE_DAYS + STREAMED_DAYS + n].reset_index(drop=True)
+
+
+def test_targets_for_a_day_with_missing_rows_start_no_chain(
+    local_cloud: Any, run: dict[str, Any], market: pd.DataFrame
+) -> None:
+    """Given a day streamed without stock 2's rows at 100..150 s but with all its targets revealed, then every
+    row that came is predicted (stock 2 after the gap flagged partial, 6 snapshots missing), no chain starts
+    (from the ingest or from the schedule, which names the day and why), and the champion stays."""
+    import json
+
+    from closecast_tools.local.cloud import client
+    from closecast_tools.market.replay import target_records
+
+    state = local_cloud.state
+    before = champion_id(local_cloud)
+    day = fault_day(market, 0)
+    date_id = int(day["date_id"].iat[0])
+    gap = (day["stock_id"] == 2) & day["seconds_in_bucket"].between(100, 150)
+    streamed = day[~gap].reset_index(drop=True)
+    kinesis = client("kinesis", state["aws_endpoint_url"])
+    loop.replay_day(state, streamed)
+    for record in target_records(day[gap]):  # the missing rows' targets arrive all the same
+        kinesis.put_record(
+            StreamName=state["stream_name"], Data=record.data, PartitionKey=record.partition_key
+        )
+    assert loop.wait_predictions(state["api_url"], date_id, len(streamed)) == len(streamed)
+    api = loop.data_api_of(state)
+    loop.wait_until(lambda: loop.revealed(api, date_id) == len(day))
+    answer = local_cloud.invoke(
+        "ChainScheduleFunction", json.loads((REPO / "events/chain_schedule/scheduled.json").read_text())
+    )
+    assert answer.ok, answer.error_message
+    assert "rows are missing" in answer.payload["incomplete"][str(date_id)]
+    assert loop.chain_job(state["api_url"], date_id) is None
+    assert champion_id(local_cloud) == before and promotions_on(local_cloud, date_id) == []
+    live = loop.day_predictions(api, date_id)
+    late = live[(live["stock_id"] == 2) & (live["seconds_in_bucket"] > 150)]
+    assert late["partial"].all() and len(late) > 0
+    assert not live[live["stock_id"] != 2]["partial"].any()
+
+
+class FaultyRdsData:
+    """The real Data API client, except that statements matching `fails_on` answer as an unavailable database
+    does (DatabaseUnavailableException) while `down` is set."""
+
+    def __init__(self, real: Any, fails_on: str) -> None:
+        self.real, self.fails_on, self.down, self.refused = real, fails_on, True, 0
+
+    def execute_statement(self, **request: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        if self.down and self.fails_on in request["sql"]:
+            self.refused += 1
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "DatabaseUnavailableException",
+                        "Message": "the database is unavailable",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 504},
+                },
+                "ExecuteStatement",
+            )
+        return self.real.execute_statement(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def services_for(local_cloud: Any, *, api: Any = None, s3: Any = None) -> Any:
+    """The train function's services, in this process, on the local cloud (or with a faulty part)."""
+    from closecast.config import JobsConfig, load
+    from closecast_ml.runner import Services
+    from closecast_tools.local.cloud import client
+
+    state = local_cloud.state
+    config = load(
+        JobsConfig,
+        {
+            "DB_CLUSTER_ARN": state["db_cluster_arn"],
+            "DB_SECRET_ARN": state["db_secret_arn"],
+            "DB_NAME": state["database"],
+            "BUCKET_NAME": state["bucket"],
+            "STALE_JOB_SECONDS": "1",
+        },
+    )
+    return Services(api or loop.data_api_of(state), s3 or client("s3", state["aws_endpoint_url"]), config)
+
+
+def complete_day_without_chain(local_cloud: Any, market: pd.DataFrame, n: int, tmp: Path) -> tuple[int, Any]:
+    """A fault day backfilled (rows with targets, not in the day store) and its chain created on a queue that no
+    function reads, so that this test runs it."""
+    from closecast import chain
+    from closecast_tools.backfill import backfill, local_target
+    from closecast_tools.local.cloud import client
+
+    day = fault_day(market, n)
+    csv = tmp / f"day{n}.csv"
+    day[list(loop.KAGGLE_COLUMNS)].to_csv(csv, index=False)
+    backfill(csv, local_target(local_cloud.options.state_dir / "local.json"), store=False, progress=False)
+    sqs = client("sqs", local_cloud.state["aws_endpoint_url"])
+    queue = sqs.create_queue(QueueName=f"live-loop-test-{n}")["QueueUrl"]
+    api = loop.data_api_of(local_cloud.state)
+    date_id = int(day["date_id"].iat[0])
+    job = chain.start(api, sqs, queue, date_id, trigger="manual", model_name=MODEL)
+    assert job is not None
+    return date_id, job
+
+
+def test_a_day_store_outage_mid_chain_promotes_nothing_and_says_why(
+    local_cloud: Any, run: dict[str, Any], market: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Given a complete day whose chain runs while S3 (the day store) is unreachable, then the chain goes back
+    to its queue with the reason on the chain job and on its store_day step, nothing is promoted; when S3 is
+    back the redelivered chain runs to the end."""
+    import boto3
+
+    from closecast_ml.runner import Retry, run_job
+
+    before = champion_id(local_cloud)
+    date_id, job = complete_day_without_chain(local_cloud, market, 1, tmp_path)
+    dead_s3 = boto3.client(
+        "s3",
+        endpoint_url="http://127.0.0.1:9",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=__import__("botocore.config").config.Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    with pytest.raises(Retry):
+        run_job(services_for(local_cloud, s3=dead_s3), job["id"], ("daily",))
+    _, chain_job = call("GET", f"{local_cloud.state['api_url']}/jobs/{job['id']}")
+    assert chain_job["status"] == "queued" and "endpoint" in chain_job["error"].lower()
+    _, steps = call("GET", f"{local_cloud.state['api_url']}/jobs/?kind=store_day&page_size=50")
+    (step,) = [s for s in steps["data"] if s["client_token"] == f"chain-{job['id']}-store_day"]
+    assert step["status"] == "queued" and "endpoint" in step["error"].lower()
+    assert champion_id(local_cloud) == before and promotions_on(local_cloud, date_id) == []
+    done = run_job(services_for(local_cloud), job["id"], ("daily",))
+    assert done["status"] == "succeeded", done["error"]
+    assert len(promotions_on(local_cloud, date_id)) == 1
+
+
+def test_a_database_outage_at_the_promotion_leaves_the_champion(
+    local_cloud: Any, run: dict[str, Any], market: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Given a complete day whose chain reaches the promote step while the database refuses the promotion, then
+    the champion is unchanged, the promote step and the chain are back in the queue with the reason; when the
+    database is back the chain finishes without training again (the train step is found done)."""
+    from closecast.db.data_api import DataApi
+    from closecast_ml.runner import Retry, run_job
+
+    before = champion_id(local_cloud)
+    date_id, job = complete_day_without_chain(local_cloud, market, 2, tmp_path)
+    real = loop.data_api_of(local_cloud.state)
+    faulty = FaultyRdsData(real._client, fails_on="INSERT INTO promotion")
+    api = DataApi(faulty, real.resource_arn, real.secret_arn, real.database, max_attempts=2, base_delay=0.01)
+    with pytest.raises(Retry):
+        run_job(services_for(local_cloud, api=api), job["id"], ("daily",))
+    assert faulty.refused >= 1
+    _, chain_job = call("GET", f"{local_cloud.state['api_url']}/jobs/{job['id']}")
+    assert chain_job["status"] == "queued" and "unavailable" in chain_job["error"]
+    assert champion_id(local_cloud) == before and promotions_on(local_cloud, date_id) == []
+    _, trains = call("GET", f"{local_cloud.state['api_url']}/jobs/?kind=train&page_size=50")
+    (train,) = [t for t in trains["data"] if t["client_token"] == f"chain-{job['id']}-train"]
+    faulty.down = False
+    done = run_job(services_for(local_cloud, api=api), job["id"], ("daily",))
+    assert done["status"] == "succeeded", done["error"]
+    _, again = call("GET", f"{local_cloud.state['api_url']}/jobs/{train['id']}")
+    assert again["attempts"] == 1 and again["status"] == "succeeded"
+    assert len(promotions_on(local_cloud, date_id)) == 1
+
+
+def test_a_corrupted_champion_fails_the_chain_and_live_predictions_continue(
+    local_cloud: Any, run: dict[str, Any], market: pd.DataFrame
+) -> None:
+    """Given the champion's model file overwritten with garbage in S3, when the next day streams with its
+    targets, then its chain fails at the train step naming the unusable artifact, nothing is promoted, and
+    every row of the day is still predicted live by that champion (kept warm by the predictor)."""
+    from closecast_tools.local.cloud import client
+
+    state = local_cloud.state
+    before = champion_id(local_cloud)
+    models = call("GET", f"{state['api_url']}/models/?page_size=1000")[1]["data"]
+    record = next(m for m in models if m["id"] == before)
+    s3 = client("s3", state["aws_endpoint_url"])
+    bucket, _, key = record["artifact_uri"].removeprefix("s3://").partition("/")
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=b"not a model")
+    try:
+        day = loop.shift_dates(fault_day(market, 2), FIRST + BASE_DAYS + STREAMED_DAYS + FAULT_DAYS)
+        date_id = int(day["date_id"].iat[0])
+        loop.replay_day(state, day)
+        assert loop.wait_predictions(state["api_url"], date_id, len(day)) == len(day)
+        chain = loop.wait_chain(state["api_url"], date_id, timeout_s=300)
+        assert chain["status"] == "failed"
+        assert "step train" in chain["error"] and "unusable" in chain["error"]
+        assert champion_id(local_cloud) == before and promotions_on(local_cloud, date_id) == []
+        live = loop.day_predictions(loop.data_api_of(state), date_id)
+        assert set(live["model_id"]) == {before}
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from closecast.db.data_api import DataApi
+from closecast.resources.champions import sql as champions
 from closecast.resources.jobs import sql as jobs
 
 # A day is complete when it has rows, every row has a target, and no target lacks its row (targets for rows
@@ -130,9 +131,16 @@ def after_targets(
 def sweep(
     api: DataApi, sqs: Any, queue_url: str, *, model_name: str, stuck_seconds: int = 900
 ) -> dict[str, Any]:
-    """The schedule's fallback: a chain for every complete day without one; the message again for chains
-    queued longer than `stuck_seconds`. Incomplete days are listed with the reason."""
-    candidates = [int(r["date_id"]) for r in api.execute(_UNCHAINED_SQL).records]
+    """The schedule's fallback: a chain for every complete day without one that is newer than what the champion
+    was trained on; the message again for chains queued longer than `stuck_seconds`. Incomplete days are listed
+    with the reason."""
+    current = champions.champion(api, model_name)
+    known = (
+        -1
+        if current is None or current["last_trained_date_id"] is None
+        else int(current["last_trained_date_id"])
+    )
+    candidates = [int(r["date_id"]) for r in api.execute(_UNCHAINED_SQL).records if int(r["date_id"]) > known]
     started, incomplete = [], {}
     for day in completeness(api, candidates).values():
         if not day.complete:

@@ -3,12 +3,12 @@ what it predicted without earlier rows, and a snapshot delivered twice gives the
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from closecast.ingest import StreamRecord
 from closecast_ml.live import Champion, LivePredictor
 from closecast_ml.model import ModelArtifact

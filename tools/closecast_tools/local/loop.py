@@ -34,7 +34,11 @@ def shift_dates(frame: pd.DataFrame, first: int) -> pd.DataFrame:
     out["date_id"] = out["date_id"].astype("int64") - int(out["date_id"].min()) + first
     out["time_id"] = out["date_id"] * SNAPSHOTS_PER_DAY + out["seconds_in_bucket"] // SECONDS_STEP
     out["row_id"] = (
-        out["date_id"].astype(str) + "_" + out["seconds_in_bucket"].astype(str) + "_" + out["stock_id"].astype(str)
+        out["date_id"].astype(str)
+        + "_"
+        + out["seconds_in_bucket"].astype(str)
+        + "_"
+        + out["stock_id"].astype(str)
     )
     return out
 
@@ -71,7 +75,9 @@ def train_base(
     history[list(KAGGLE_COLUMNS)].to_csv(csv, index=False)
     backfill(csv, local_target(state_file), progress=False)
     first, last = int(history["date_id"].min()), int(history["date_id"].max())
-    job = post_job(api, {"kind": "train", "model_name": model_name, "start_date_id": first, "end_date_id": last})
+    job = post_job(
+        api, {"kind": "train", "model_name": model_name, "start_date_id": first, "end_date_id": last}
+    )
     if job["status"] != "succeeded":
         raise LoopError(f"the base model's training failed: {job['error']}")
     model_id = int(job["result"]["model_id"])
@@ -120,6 +126,33 @@ def wait_predictions(api: str, date_id: int, expected: int, timeout_s: float = 3
     return n
 
 
+def wait_until(condition: Callable[[], bool], timeout_s: float = 120, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise LoopError(f"{what} did not hold after {timeout_s:.0f} s")
+        time.sleep(0.3)
+
+
+def revealed(api: Any, date_id: int) -> int:
+    """How many revealed targets the database holds for the day."""
+    rows = api.execute("SELECT count(*) AS n FROM revealed_target WHERE date_id = :d", {"d": date_id}).records
+    return int(rows[0]["n"])
+
+
+def replay_day(cloud_state: dict[str, Any], day: pd.DataFrame, reveal_targets: bool = True) -> Any:
+    """One day onto the snapshot stream (`closecast replay --shape envelope --speed max [--reveal-targets]`)."""
+    from closecast_tools.local.cloud import client
+    from closecast_tools.market.replay import ReplayOptions, replay
+
+    return replay(
+        [day[list(KAGGLE_COLUMNS)]],
+        client("kinesis", cloud_state["aws_endpoint_url"]),
+        cloud_state["stream_name"],
+        ReplayOptions(shape="envelope", reveal_targets=reveal_targets, progress=False),
+    )
+
+
 @dataclass
 class DayOutcome:
     date_id: int
@@ -144,21 +177,12 @@ def stream_days(
     timeout_s: float = 900,
 ) -> list[DayOutcome]:
     """Replay each day with its revealed targets, wait for all its live predictions, then for its chain."""
-    from closecast_tools.local.cloud import client
-    from closecast_tools.market.replay import ReplayOptions, replay
-
     api = cloud_state["api_url"]
-    kinesis = client("kinesis", cloud_state["aws_endpoint_url"])
     outcomes = []
     for day in days:
         date_id = int(day["date_id"].iat[0])
         started = time.perf_counter()
-        replay(
-            [day[list(KAGGLE_COLUMNS)]],
-            kinesis,
-            cloud_state["stream_name"],
-            ReplayOptions(shape="envelope", reveal_targets=True, progress=False),
-        )
+        replay_day(cloud_state, day)
         replayed = time.perf_counter() - started
         predicted = wait_predictions(api, date_id, len(day), timeout_s)
         chain = wait_chain(api, date_id, timeout_s)
@@ -179,7 +203,9 @@ def day_predictions(api: Any, date_id: int) -> pd.DataFrame:
         {"date_id": date_id},
         page_size=5000,
     )
-    return pd.DataFrame(rows, columns=["model_id", "seconds_in_bucket", "stock_id", "value", "partial", "target"])
+    return pd.DataFrame(
+        rows, columns=["model_id", "seconds_in_bucket", "stock_id", "value", "partial", "target"]
+    )
 
 
 def data_api_of(cloud_state: dict[str, Any]) -> Any:

@@ -34,7 +34,9 @@ def put_champion(
     if model is None:
         raise NotFound(f"model {model_id} does not exist")
     evidence = {"reason": body.reason if body and body.reason else "set by hand"}
-    record = sql.promote(api, name=str(model["name"]), model_id=model_id, decided_by="manual", evidence=evidence)
+    record = sql.promote(
+        api, name=str(model["name"]), model_id=model_id, decided_by="manual", evidence=evidence
+    )
     assert record is not None  # without check_previous the promotion always happens
     return PromotionRecord.model_validate(record)
 

@@ -37,4 +37,5 @@ class ChampionRecord(BaseModel):
     version: int
     artifact_uri: str
     metadata_uri: str | None
+    last_trained_date_id: DateId | None
     updated_at: dt.datetime

@@ -11,7 +11,10 @@ PROMOTION_COLUMNS = (
     "id, name, model_id, previous_model_id, decision, decided_by, date_id, evidence, job_id::text AS job_id, "
     "created_at"
 )
-CHAMPION_COLUMNS = "c.name, c.model_id, c.promotion_id, c.updated_at, m.version, m.artifact_uri, m.metadata_uri"
+CHAMPION_COLUMNS = (
+    "c.name, c.model_id, c.promotion_id, c.updated_at, m.version, m.artifact_uri, m.metadata_uri, "
+    "m.last_trained_date_id"
+)
 
 # Promote `model_id` to champion of its name and record why, in one statement. With :check_previous, only when
 # the champion is still :previous_model_id (compare and set: a manual change meanwhile is not overwritten).
