@@ -137,7 +137,7 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         )
     if params.candidate_id is None:
         train = jobs.get(api, params.train_job_id) if params.train_job_id else None
-        evidence = {
+        kept = {
             "rule": "the daily update's guard",
             "update": ((train or {}).get("result") or {}).get("evidence"),
         }
@@ -145,7 +145,7 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
             api,
             name=name,
             model_id=params.champion_id,
-            evidence=evidence,
+            evidence=kept,
             date_id=params.date_id,
             job_id=job_id,
         )

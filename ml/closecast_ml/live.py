@@ -225,7 +225,7 @@ class LivePredictor:
             return
         frame = pd.DataFrame.from_records(records, columns=INPUT_COLUMNS)
         for s, part in frame.groupby("seconds_in_bucket", sort=True):
-            state.snapshots[int(s)] = part.reset_index(drop=True)
+            state.snapshots[int(str(s))] = part.reset_index(drop=True)
         state.featurizer = None  # history changed below what it was fed: rebuild on next use
 
     def _features(self, state: DayState, model: Champion, frame: pd.DataFrame, second: int) -> np.ndarray:
@@ -252,8 +252,8 @@ class LivePredictor:
         rows: list[dict[str, Any]] = []
         messages: list[dict[str, Any]] = []
         for frame in frames:
-            date_id = int(frame["date_id"].iloc[0])
-            second = int(frame["seconds_in_bucket"].iloc[0])
+            date_id = int(frame["date_id"].to_numpy()[0])
+            second = int(frame["seconds_in_bucket"].to_numpy()[0])
             state = self._day(date_id)
             if state.missing_before(second):
                 self._fill_from_database(state, second)

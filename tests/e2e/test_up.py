@@ -92,10 +92,11 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
     assert code == 0
 
 
-def test_demo_backfills_streams_trains_and_infers_through_jobs(tmp_path: Path) -> None:
+def test_demo_backfills_streams_trains_and_runs_the_live_loop(tmp_path: Path) -> None:
     """Given a fresh state directory, when `closecast demo --exit` runs (a small market: 12 days x 20 stocks),
-    then the streamed days come back through the HTTP API, the bad records are quarantined, a model is trained
-    and each streamed day is predicted through jobs, the backtest table is printed, and it says `demo ok`."""
+    then the streamed day comes back through the HTTP API, the bad records are quarantined, a model is trained
+    and named champion, the 3 live days are predicted live and each starts its chain, the batch check and the
+    backtest table are printed, and it says `demo ok`."""
     done = subprocess.run(
         [
             sys.executable,
@@ -117,10 +118,11 @@ def test_demo_backfills_streams_trains_and_infers_through_jobs(tmp_path: Path) -
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rows back through GET /stock_data/: {10: " in done.stdout
+    assert "rows back through GET /stock_data/: {8: " in done.stdout
     assert "quarantined bad records: 2" in done.stdout
-    assert "model 1 (demo v1): 10 days" in done.stdout
-    assert "predictions: s3://closecast-databucket/predictions/demo/1/0010.csv" in done.stdout
+    assert "model 1 (closecast v1): 8 days" in done.stdout
+    assert "PUT /models/1/champion -> promotion" in done.stdout
+    assert "batch check: the inference job of model" in done.stdout
     assert "oracle" in done.stdout and "captured" in done.stdout
     assert done.stdout.rstrip().splitlines()[-1].startswith("demo ok")
 

@@ -121,7 +121,9 @@ def test_a_cold_start_reads_the_earlier_snapshots_from_the_database(
 
     live = LivePredictor(Database(), FixedChampion(7, small_model))  # type: ignore[arg-type]
     rows, _ = live.predict(live.snapshots_of([records_of(one_day)[30]]))
-    expected = small_model.predict(one_day.drop(columns=["target"]))[one_day["seconds_in_bucket"].to_numpy() == 300]
+    expected = small_model.predict(one_day.drop(columns=["target"]))[
+        one_day["seconds_in_bucket"].to_numpy() == 300
+    ]
     got = live_values(rows).to_numpy()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     assert not any(r["partial"] for r in rows)

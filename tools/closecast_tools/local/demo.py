@@ -4,9 +4,11 @@
 2. the history (all but the last days) by `closecast backfill` into the database and the day store;
 3. the last days on the Kinesis stream, snapshot by snapshot, through the ingest function (plus two bad
    records, which land in the S3 quarantine);
-4. a refit through `POST /jobs/` on the backfilled days, waited for through `GET /jobs/{id}`;
-5. each streamed day predicted by an inference job (MAE beside predicting zero), then learnt by a daily-update
-   job of the current model (the model chain grows one day at a time);
+4. a refit through `POST /jobs/` on the backfilled days, waited for through `GET /jobs/{id}`, named champion
+   (`PUT /models/{id}/champion`);
+5. the live loop: 3 more days replayed with their revealed targets after each close; the streaming predictor
+   predicts every snapshot with the champion, each day's targets start the daily chain (store the day, daily
+   update, promote or keep), and an inference job checks the live MAE against the batch one;
 6. the ML package's walk-forward backtest on the same generated directory, as a table;
 7. the URLs to look at, then the cloud keeps serving.
 """
@@ -18,11 +20,14 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from closecast_tools.local import loop
 from closecast_tools.local.cloud import LocalCloud, client
 from closecast_tools.local.http import call
 
 DAYS = 30
-STREAMED_DAYS = 2
+STREAMED_DAYS = 1  # streamed before any model exists: stored, not predicted
+LIVE_DAYS = 3  # streamed with their targets once the champion is named: the live loop
+MODEL = "closecast"  # the template's ChampionModelName
 STOCKS = 50
 SEED = 7
 
@@ -83,7 +88,7 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
         f"1. generated {summary.rows} rows ({days} days x {stocks} stocks, seed {SEED}) in {market}", file=out
     )
 
-    last_history = days - STREAMED_DAYS - 1
+    last_history = days - STREAMED_DAYS - LIVE_DAYS - 1
     report = backfill(
         market,
         local_target(cloud.options.state_dir / "local.json"),
@@ -95,7 +100,7 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
     streamed = [
         d
         for d in split_days(read_dataset(market, with_oracle=False))
-        if int(d["date_id"].iloc[0]) > last_history
+        if last_history < int(d["date_id"].iloc[0]) <= last_history + STREAMED_DAYS
     ]
     kinesis = client("kinesis", state["aws_endpoint_url"])
     sent = replay(streamed, kinesis, state["stream_name"], ReplayOptions(shape="envelope", progress=False))
@@ -112,8 +117,8 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
     for reason in quarantined:
         print(f"     {reason}", file=out)
 
-    print("4. refit on the backfilled days:", file=out, flush=True)
-    job = run_job(api, {"kind": "train", "model_name": "demo", "up_to_date_id": last_history}, out)
+    print("4. refit on the backfilled days, named champion of the live loop:", file=out, flush=True)
+    job = run_job(api, {"kind": "train", "model_name": MODEL, "up_to_date_id": last_history}, out)
     model = job["result"]
     print(
         f"   model {model['model_id']} ({model['name']} v{model['version']}): {model['days_trained']} days, "
@@ -121,37 +126,65 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
         f"{model['valid_metrics']['zero_mae']:.3f}, {job['result']['seconds']:.1f} s",
         file=out,
     )
+    status, promotion = call(
+        "PUT", f"{api}/models/{model['model_id']}/champion", {"reason": "demo base model"}
+    )
+    if status != 200:
+        raise DemoError(f"PUT /models/{model['model_id']}/champion answered {status}: {promotion}")
+    print(f"   PUT /models/{model['model_id']}/champion -> promotion {promotion['id']}", file=out)
 
     print(
-        "5. each streamed day: predict it (inference job), then learn it (daily update job)",
+        f"5. the live loop: {LIVE_DAYS} more days replayed with their targets after each close; every snapshot is"
+        " predicted live, each day's targets start its chain (store day -> daily update -> promote or keep)",
         file=out,
         flush=True,
     )
+    print(
+        f"   {'date_id':>7} {'rows':>6} {'live':>6} {'model':>5} {'live MAE':>9} {'zero MAE':>9}  chain",
+        file=out,
+    )
+    live_days = [
+        d
+        for d in split_days(read_dataset(market, with_oracle=False))
+        if int(d["date_id"].iloc[0]) > last_history + STREAMED_DAYS
+    ]
+    data_api = loop.data_api_of(state)
     rows = []
-    model_id = model["model_id"]
-    for day in sorted(arrived):
-        inference = run_job(api, {"kind": "inference", "model_id": model_id, "date_id": day}, out)["result"]
-        update = run_job(
-            api, {"kind": "train", "model_name": "demo", "parent_id": model_id, "date_id": day}, out
-        )
-        result = update["result"]
-        next_id = result["model_id"]
-        rows.append(
-            (
-                day,
-                model_id,
-                inference["mae"],
-                inference["zero_mae"],
-                next_id,
-                result.get("kept_parent", False),
+
+    def show(outcome: loop.DayOutcome) -> None:
+        day = next(d for d in live_days if int(d["date_id"].iloc[0]) == outcome.date_id)
+        (figures, *_) = loop.compare_day(state, data_api, day)
+        steps = (outcome.chain.get("result") or {}).get("steps") or {}
+        promote = steps.get("promote") or {}
+        evidence = promote.get("evidence") or {}
+        if outcome.chain["status"] != "succeeded":
+            then = f"FAILED: {outcome.chain['error']}"
+        elif promote.get("decision") == "promoted":
+            then = (
+                f"promoted model {promote['champion_id']} (guard MAE {evidence.get('guard_candidate_mae')} <= "
+                f"{evidence.get('guard_champion_mae')})"
             )
+        else:
+            then = f"kept model {promote.get('champion_id')}"
+        rows.append({**figures, "chain": outcome.chain["status"], "decision": promote.get("decision")})
+        print(
+            f"   {outcome.date_id:>7} {outcome.rows:>6} {outcome.predictions:>6} {figures['model_id']:>5} "
+            f"{figures['live_mae']:>9.3f} {figures['zero_mae']:>9.3f}  {outcome.chain_seconds:5.1f} s, {then}",
+            file=out,
+            flush=True,
         )
-        print(f"   predictions: {inference['predictions_uri']}", file=out)
-        model_id = next_id
-    print(f"   {'date_id':>7} {'model':>5} {'MAE':>8} {'zero MAE':>9}  then", file=out)
-    for day, used, mae, zero, nxt, kept in rows:
-        then = f"kept model {nxt} (update was worse)" if kept else f"updated -> model {nxt}"
-        print(f"   {day:>7} {used:>5} {mae:>8.3f} {zero:>9.3f}  {then}", file=out)
+
+    outcomes = loop.stream_days(state, live_days, on_day=show)
+    last = rows[-1]
+    inference = run_job(
+        api, {"kind": "inference", "model_id": last["model_id"], "date_id": last["date_id"]}, out
+    )
+    print(
+        f"   batch check: the inference job of model {last['model_id']} on day {last['date_id']} reports MAE "
+        f"{inference['result']['mae']:.6f}; live MAE {last['live_mae']:.6f}; largest |live - batch| over all rows "
+        f"{max(r['max_abs_difference'] for r in rows):.1e}",
+        file=out,
+    )
 
     print("6. walk-forward backtest on the same market (closecast backtest):", file=out, flush=True)
     train_days = days - 3
@@ -161,7 +194,15 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
         print(f"   {line}", file=out)
 
     print("7. look around:", file=out)
-    for path in ("/jobs/", "/models/", "/model-inferences/", f"/stock_data/?date_id={days - 1}&page_size=5"):
+    for path in (
+        "/jobs/",
+        "/models/",
+        "/champions/",
+        "/promotions/",
+        f"/predictions/?date_id={days - 1}&page_size=5",
+        "/model-inferences/",
+        f"/stock_data/?date_id={days - 1}&page_size=5",
+    ):
         print(f"   {api}{path}", file=out)
     print(
         f"   s3://{state['bucket']}/ at {state['aws_endpoint_url']} (days/, models/, predictions/, quarantine/)",
@@ -171,9 +212,10 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
     ok = (
         all(arrived[d] == len(s) for d, s in zip(sorted(arrived), streamed, strict=True))
         and len(quarantined) == 2
+        and all(o.predictions == o.rows and o.chain["status"] == "succeeded" for o in outcomes)
     )
     print(f"demo {'ok' if ok else 'FAILED'} in {seconds:.0f} s", file=out, flush=True)
-    return {"ok": ok, "seconds": seconds, "inferences": rows}
+    return {"ok": ok, "seconds": seconds, "live_days": rows}
 
 
 def _quarantined(cloud: LocalCloud, expected: int, timeout_s: float = 60) -> list[str]:

@@ -180,7 +180,7 @@ def stream_days(
     api = cloud_state["api_url"]
     outcomes = []
     for day in days:
-        date_id = int(day["date_id"].iat[0])
+        date_id = int(day["date_id"].to_numpy()[0])
         started = time.perf_counter()
         replay_day(cloud_state, day)
         replayed = time.perf_counter() - started
@@ -235,12 +235,13 @@ def load_model(cloud_state: dict[str, Any], model_id: int) -> Any:
 def compare_day(cloud_state: dict[str, Any], api: Any, day: pd.DataFrame) -> list[dict[str, Any]]:
     """For each model that predicted the day live: the live MAE, the batch MAE of the same model on the same rows
     (the model loaded from S3, the whole day's features at once), and the largest difference of a prediction."""
-    date_id = int(day["date_id"].iat[0])
+    date_id = int(day["date_id"].to_numpy()[0])
     live = day_predictions(api, date_id)
     keyed = day.set_index(["seconds_in_bucket", "stock_id"]).sort_index()
     out = []
-    for model_id, group in live.groupby("model_id"):
-        model = load_model(cloud_state, int(model_id))
+    for key, group in live.groupby("model_id"):
+        model_id = int(str(key))
+        model = load_model(cloud_state, model_id)
         batch = pd.Series(
             model.predict(day.drop(columns=[c for c in ("target", "oracle") if c in day])),
             index=pd.MultiIndex.from_frame(day[["seconds_in_bucket", "stock_id"]]),
@@ -251,7 +252,7 @@ def compare_day(cloud_state: dict[str, Any], api: Any, day: pd.DataFrame) -> lis
         target = keyed["target"].reindex(index).to_numpy(dtype=np.float64)
         entry: dict[str, Any] = {
             "date_id": date_id,
-            "model_id": int(model_id),
+            "model_id": model_id,
             "rows": len(group),
             "partial": int(group["partial"].sum()),
             "live_mae": float(np.mean(np.abs(live_values - target))),
