@@ -159,6 +159,39 @@ def test_live_predictions_reach_the_output_stream(local_cloud: Any, run: dict[st
     assert sum(seen.values()) == sum(len(day) for day in run["days"])
 
 
+def test_a_cold_predictor_reads_the_days_earlier_snapshots_from_the_database(
+    local_cloud: Any, run: dict[str, Any]
+) -> None:
+    """Given a new predictor (a fresh sandbox: nothing warm) on the local cloud's database and S3, when its first
+    record is a streamed day's snapshot at 300 s, then it loads the champion from the registry, reads the
+    day's 30 earlier snapshots through the Data API, and predicts exactly the champion's whole-day values."""
+    import json
+
+    from closecast.ingest import StreamRecord
+    from closecast_ml.live import ChampionCache, LivePredictor, s3_loader
+    from closecast_tools.local.cloud import client
+
+    state = local_cloud.state
+    api = loop.data_api_of(state)
+    day = run["days"][-1]
+    date_id = int(day["date_id"].to_numpy()[0])
+    cache = ChampionCache(api, MODEL, s3_loader(client("s3", state["aws_endpoint_url"])))
+    predictor = LivePredictor(api, cache)
+    snapshot = day[day["seconds_in_bucket"] == 300]
+    rows = json.loads(snapshot[[c for c in loop.KAGGLE_COLUMNS if c != "target"]].to_json(orient="records"))
+    record = StreamRecord("1", "p", json.dumps({"data": rows}).encode())
+    predicted, _ = predictor.predict(predictor.snapshots_of([record]))
+    assert predictor.timings["database_reads"] > 0 and len(predictor.days[date_id].snapshots) == 31
+    assert not any(r["partial"] for r in predicted)
+    model = loop.load_model(state, predicted[0]["model_id"])
+    whole_day = model.predict(day.drop(columns=["target", "oracle"]))
+    at = (day["seconds_in_bucket"] == 300).to_numpy()
+    expected = dict(zip(day["stock_id"].to_numpy()[at].tolist(), whole_day[at].tolist(), strict=True))
+    assert len(predicted) == len(expected)
+    for row in predicted:
+        assert abs(row["value"] - expected[row["stock_id"]]) <= 1e-9
+
+
 # ----------------------------------------------------------------------------- faults
 
 
