@@ -1,5 +1,5 @@
 """The live loop on the local cloud, end to end: a base model trained on 20 synthetic days (backfill + a refit
-job) and named champion; then 4 more days replayed at full speed with their revealed targets after each day.
+job) and named champion; then 3 more days replayed at full speed with their revealed targets after each day.
 Nothing else is asked of the system: it predicts every snapshot live, starts each day's chain when the targets
 are complete, updates, evaluates, promotes or keeps."""
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 
 FIRST = 3000  # date_ids of this test's market (apart from the other tests' days)
-BASE_DAYS, STREAMED_DAYS, STOCKS = 20, 4, 20
+BASE_DAYS, STREAMED_DAYS, STOCKS = 20, 3, 20
 FAULT_DAYS = 3  # after the streamed days: missing rows, day store down, database down
 MODEL = "closecast"  # the template's ChampionModelName
 
@@ -35,7 +35,7 @@ def market() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def run(local_cloud: Any, market: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Given the base model as champion, when the 4 days are replayed one after the other, then (returned) each
+    """Given the base model as champion, when the 3 days are replayed one after the other, then (returned) each
     day's outcome and, per day and model, the live against the batch figures."""
     state = local_cloud.state
     history = market[market["date_id"] < FIRST + BASE_DAYS]
@@ -190,6 +190,25 @@ def test_a_cold_predictor_reads_the_days_earlier_snapshots_from_the_database(
     assert len(predicted) == len(expected)
     for row in predicted:
         assert abs(row["value"] - expected[row["stock_id"]]) <= 1e-9
+
+
+def test_a_replayed_snapshot_updates_its_predictions_and_adds_none(
+    local_cloud: Any, run: dict[str, Any]
+) -> None:
+    """Given a streamed day, when its last snapshot is put on the stream again, then its predictions are
+    rewritten in place (updated_at moves) and the day still has one prediction per row and model."""
+    state = local_cloud.state
+    api = loop.data_api_of(state)
+    day = run["days"][0]
+    date_id = int(day["date_id"].to_numpy()[0])
+    count_sql = "SELECT count(*) AS n, max(updated_at)::text AS last FROM prediction WHERE date_id = :d"
+    before = api.execute(count_sql, {"d": date_id}).records[0]
+    loop.replay_day(state, day[day["seconds_in_bucket"] == 540], reveal_targets=False)
+    loop.wait_until(
+        lambda: api.execute(count_sql, {"d": date_id}).records[0]["last"] != before["last"],
+        what="the rewrite",
+    )
+    assert api.execute(count_sql, {"d": date_id}).records[0]["n"] == before["n"]
 
 
 # ----------------------------------------------------------------------------- faults
