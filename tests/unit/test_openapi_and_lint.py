@@ -24,12 +24,19 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 @pytest.mark.unit
 def test_openapi_document_names_every_resource_and_its_parameters() -> None:
-    """Given the document, then it has the four resources, GET and POST each, and the list parameters."""
+    """Given the document, then the four original resources and /jobs answer GET and POST, the live loop's
+    resources are there (/predictions with its filters, /champions, /promotions, PUT on a model's champion),
+    and the list parameters are named."""
     import json
 
     paths = json.loads(document())["paths"]
-    assert set(paths) == {"/stock_data", "/date_mappings", "/models", "/model-inferences"}
-    assert all({"get", "post"} <= set(ops) for ops in paths.values())
+    crud = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
+    live = {"/predictions", "/champions", "/promotions", "/models/{model_id}/champion"}
+    assert crud | live <= set(paths)
+    assert all({"get", "post"} <= set(paths[p]) for p in crud)
+    assert set(paths["/models/{model_id}/champion"]) == {"put"}
+    filters = {p["name"] for p in paths["/predictions"]["get"]["parameters"]}
+    assert {"date_id", "seconds_in_bucket", "stock_id", "model_id", "page", "page_size"} <= filters
     names = {p["name"] for p in paths["/stock_data"]["get"]["parameters"]}
     assert {"page", "page_size", "date_id", "stock_id", "seconds_in_bucket"} <= names
 
