@@ -109,6 +109,8 @@ def test_a_train_job_runs_from_post_to_the_registry(local_cloud: Any, base_model
     (model,) = models_named(local_cloud, "jobs-base")
     assert model["id"] == result["model_id"] and model["version"] == 1
     assert model["last_trained_date_id"] == LAST - 1 and model["feature_set"] == "full"
+    assert model["job_id"] == base_model["id"] and model["days_trained"] == list(range(FIRST, LAST))
+    assert model["training"] == {"strategy": "refit"}
     assert s3_bytes(local_cloud, model["artifact_uri"]) and s3_bytes(local_cloud, model["metadata_uri"])
 
 
@@ -175,7 +177,9 @@ def test_an_inference_job_writes_the_csv_and_its_record_with_the_mae_beside_zero
     assert result["zero_mae"] == pytest.approx(float(np.mean(np.abs(day["target"].to_numpy()))))
     status, page = call("GET", f"{api(local_cloud)}/model-inferences/?model_id={model_id}&date_id={LAST}")
     assert status == 200 and page["total_results"] == 1
-    assert page["data"][0]["n_rows"] == len(day) and page["data"][0]["mae"] == pytest.approx(result["mae"])
+    record = page["data"][0]
+    assert record["n_rows"] == len(day) and record["mae"] == pytest.approx(result["mae"])
+    assert record["zero_mae"] == pytest.approx(result["zero_mae"]) and record["job_id"] == job["id"]
 
 
 def test_a_daily_update_records_its_parent_and_the_days_of_its_window(
