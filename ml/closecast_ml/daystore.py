@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from closecast import day_store as book
 from closecast.db.data_api import DataApi
 from closecast.market.schema import KAGGLE_COLUMNS
-from closecast_ml.frames import normalise
+from closecast_ml.frames import frame_dtypes, normalise
 
 COLUMNS = list(KAGGLE_COLUMNS)
 
@@ -101,17 +101,28 @@ class DayStore:
     # ------------------------------------------------------------------ reading
     def read_day(self, day: book.StoredDay) -> pd.DataFrame:
         """The stored day, at the version recorded (S3 version id when the bucket keeps versions)."""
+        return decode(self._get(day))
+
+    def _get(self, day: book.StoredDay) -> bytes:
         request: dict[str, Any] = {"Bucket": self.bucket, "Key": day.key}
         if day.s3_version_id and day.s3_version_id != "null":
             request["VersionId"] = day.s3_version_id
-        return decode(self.s3.get_object(**request)["Body"].read())
+        return bytes(self.s3.get_object(**request)["Body"].read())
 
     def read_days(self, days: Sequence[book.StoredDay]) -> pd.DataFrame:
+        """The stored days as one frame, in date order: objects fetched in parallel, decoded as Arrow tables
+        and converted to pandas once (each object is already in Kaggle order and dtypes)."""
         if not days:
             return frame_of_records([])
+        ordered = sorted(days, key=lambda d: d.date_id)
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            frames = list(pool.map(self.read_day, days))
-        return normalise(pd.concat(frames, ignore_index=True))
+            tables = list(pool.map(lambda d: pq.read_table(io.BytesIO(self._get(d))), ordered))
+        frame = pa.concat_tables(tables).to_pandas()
+        if list(frame.columns) != COLUMNS or any(
+            str(frame[c].dtype) != str(t) for c, t in frame_dtypes().items()
+        ):  # written by another version: bring it to today's dtypes and order
+            return normalise(frame)
+        return frame
 
     def stored(self, first: int, last: int) -> list[book.StoredDay]:
         return sorted(book.stored_days(self.api, first, last).values(), key=lambda d: d.date_id)

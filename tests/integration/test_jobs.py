@@ -5,8 +5,8 @@ in through `closecast backfill` (a Kaggle-format train.csv of a synthetic market
 from __future__ import annotations
 
 import io
+import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,6 +110,8 @@ def test_a_train_job_runs_from_post_to_the_registry(local_cloud: Any, base_model
     (model,) = models_named(local_cloud, "jobs-base")
     assert model["id"] == result["model_id"] and model["version"] == 1
     assert model["last_trained_date_id"] == LAST - 1 and model["feature_set"] == "full"
+    assert model["job_id"] == base_model["id"] and model["days_trained"] == list(range(FIRST, LAST))
+    assert model["training"] == {"strategy": "refit"}
     assert s3_bytes(local_cloud, model["artifact_uri"]) and s3_bytes(local_cloud, model["metadata_uri"])
 
 
@@ -176,7 +178,9 @@ def test_an_inference_job_writes_the_csv_and_its_record_with_the_mae_beside_zero
     assert result["zero_mae"] == pytest.approx(float(np.mean(np.abs(day["target"].to_numpy()))))
     status, page = call("GET", f"{api(local_cloud)}/model-inferences/?model_id={model_id}&date_id={LAST}")
     assert status == 200 and page["total_results"] == 1
-    assert page["data"][0]["n_rows"] == len(day) and page["data"][0]["mae"] == pytest.approx(result["mae"])
+    record = page["data"][0]
+    assert record["n_rows"] == len(day) and record["mae"] == pytest.approx(result["mae"])
+    assert record["zero_mae"] == pytest.approx(result["zero_mae"]) and record["job_id"] == job["id"]
 
 
 def test_a_daily_update_records_its_parent_and_the_days_of_its_window(
@@ -401,3 +405,54 @@ def test_bad_job_requests_are_4xx_naming_the_field(local_cloud: Any) -> None:
     assert status == 400 and body["errors"][0]["field"] == "job_id"
     status, body = call("GET", f"{url}?status=lost")
     assert status == 422 and body["errors"][0]["field"] == "status"
+
+
+class FlakyS3:
+    """The local S3 client, whose first `put_object` fails as an unreachable endpoint does."""
+
+    def __init__(self, s3: Any) -> None:
+        self.s3, self.failed = s3, False
+
+    def put_object(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import EndpointConnectionError
+
+        if not self.failed:
+            self.failed = True
+            raise EndpointConnectionError(endpoint_url="http://s3.local")
+        return self.s3.put_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.s3, name)
+
+
+def test_a_transient_fault_returns_the_job_to_the_queue_and_its_redelivery_runs_it(
+    local_cloud: Any, base_model: dict[str, Any]
+) -> None:
+    """Given an inference job whose first attempt meets an unreachable S3, when its SQS message is handled, then
+    the message is reported as a batch item failure and the job is back to `queued`; when the message comes
+    again, the job runs (attempt 2) and succeeds; a third delivery finds it finished and changes nothing."""
+    from closecast.config import JobsConfig, load
+    from closecast.resources.jobs import sql as jobs
+    from closecast_ml.runner import Services, handle
+    from closecast_tools.backfill import local_target
+
+    target = local_target(local_cloud.options.state_dir / "local.json")
+    config = load(JobsConfig, local_cloud.function_environment("InferenceFunction"))
+    job, _ = jobs.create(
+        target.api,
+        "inference",
+        {"model_id": base_model["result"]["model_id"], "date_id": LAST, "center": True},
+        None,
+    )
+    services = Services(target.api, FlakyS3(target.s3), config)
+    event = {
+        "Records": [{"messageId": "m-1", "body": json.dumps({"job_id": job["id"], "kind": "inference"})}]
+    }
+    assert handle(event, services, ("inference",)) == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert jobs.get(target.api, job["id"])["status"] == "queued"  # type: ignore[index]
+    assert handle(event, services, ("inference",)) == {"batchItemFailures": []}
+    done = jobs.get(target.api, job["id"])
+    assert done is not None and done["status"] == "succeeded" and done["attempts"] == 2
+    assert done["result"]["centered"] is True
+    assert handle(event, services, ("inference",)) == {"batchItemFailures": []}
+    assert jobs.get(target.api, job["id"]) == done

@@ -24,16 +24,18 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 @pytest.mark.unit
 def test_openapi_document_names_every_resource_and_its_parameters() -> None:
-    """Given the document, then the four original resources and /jobs answer GET and POST, the live loop's
-    resources are there (/predictions with its filters, /champions, /promotions, PUT on a model's champion),
-    and the list parameters are named."""
+    """Given the document, then it has the resources, GET and POST each, the job routes (and the original's
+    /train-model/, /inference-model/), the live loop's resources (/predictions with its filters, /champions,
+    /promotions, PUT on a model's champion), and the list parameters."""
     import json
 
     paths = json.loads(document())["paths"]
-    crud = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
+    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
     live = {"/predictions", "/champions", "/promotions", "/models/{model_id}/champion"}
-    assert crud | live <= set(paths)
-    assert all({"get", "post"} <= set(paths[p]) for p in crud)
+    assert set(paths) == resources | live | {"/jobs/{job_id}", "/train-model", "/inference-model"}
+    assert all({"get", "post"} <= set(paths[r]) for r in resources)
+    assert set(paths["/jobs/{job_id}"]) == {"get"}
+    assert set(paths["/train-model"]) == set(paths["/inference-model"]) == {"post"}
     assert set(paths["/models/{model_id}/champion"]) == {"put"}
     filters = {p["name"] for p in paths["/predictions"]["get"]["parameters"]}
     assert {"date_id", "seconds_in_bucket", "stock_id", "model_id", "page", "page_size"} <= filters

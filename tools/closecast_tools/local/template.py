@@ -4,10 +4,11 @@ so nothing about routes, streams, queues or environments is written twice."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -95,10 +96,9 @@ class FunctionSpec:
             # the handler's folder is the Dockerfile's (the context may be wider, e.g. the repository root,
             # so that the image can copy the shared packages)
             metadata = self.properties.get("Metadata", {})
-            dockerfile = PurePosixPath(str(metadata.get("DockerContext", "."))) / str(
-                metadata.get("Dockerfile", "Dockerfile")
-            )
-            return str(dockerfile.parent)
+            context = str(metadata.get("DockerContext", "."))
+            folder = posixpath.dirname(str(metadata.get("Dockerfile", "Dockerfile")))
+            return posixpath.join(context, folder) if folder else context
         return str(self.properties["CodeUri"])
 
     @property

@@ -40,9 +40,12 @@ class DateSelection(_Params):
         if (self.start_date_id is None) != (self.end_date_id is None):
             missing = "end_date_id" if self.end_date_id is None else "start_date_id"
             raise ValueError(f"{missing} is required with {_other(missing)}")
-        if self.start_date_id is not None and self.end_date_id is not None:
-            if self.start_date_id > self.end_date_id:
-                raise ValueError("start_date_id must not be after end_date_id")
+        if (
+            self.start_date_id is not None
+            and self.end_date_id is not None
+            and self.start_date_id > self.end_date_id
+        ):
+            raise ValueError("start_date_id must not be after end_date_id")
         chosen = [
             name
             for name, value in (

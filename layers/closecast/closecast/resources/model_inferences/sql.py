@@ -7,7 +7,10 @@ from typing import Any
 from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 
-COLUMNS = "id, model_id, date_id, predictions_uri, n_rows, mae, created_at"
+COLUMNS = (
+    "id, model_id, date_id, predictions_uri, n_rows, mae, created_at, zero_mae, n_targets, centered, "
+    "job_id::text AS job_id"
+)
 
 
 def list_model_inferences(
@@ -48,6 +51,6 @@ def register_inference(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
         "predictions_uri = EXCLUDED.predictions_uri, n_rows = EXCLUDED.n_rows, mae = EXCLUDED.mae, "
         "zero_mae = EXCLUDED.zero_mae, n_targets = EXCLUDED.n_targets, centered = EXCLUDED.centered, "
         "job_id = EXCLUDED.job_id, created_at = now() "
-        f"RETURNING {COLUMNS}, zero_mae, n_targets, centered, job_id::text AS job_id"
+        f"RETURNING {COLUMNS}"
     )
     return api.execute(sql, record).records[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -26,3 +27,10 @@ class ModelRecord(ModelCreate):
     id: int
     version: int
     created_at: dt.datetime
+    # filled by training jobs (functions/train)
+    job_id: str | None = None
+    days_trained: list[int] = Field(default=[], description="date_ids trained on")
+    day_versions: dict[str, int] = Field(default={}, description="day store version of each day trained on")
+    training: dict[str, Any] = Field(
+        default={}, description="refit or daily update, and the update's evidence"
+    )

@@ -11,7 +11,7 @@ from closecast.errors import Conflict
 
 COLUMNS = (
     "id, name, version, artifact_uri, metadata_uri, parent_id, last_trained_date_id, feature_set, "
-    "params, metrics, created_at"
+    "params, metrics, created_at, job_id::text AS job_id, days_trained, day_versions, training"
 )
 
 
@@ -40,11 +40,10 @@ def model_exists(api: DataApi, model_id: int) -> bool:
 
 
 # ----------------------------------------------------------------------------- the registry (train function)
-REGISTRY_COLUMNS = f"{COLUMNS}, job_id::text AS job_id, days_trained, day_versions, training"
 
 
 def get_model(api: DataApi, model_id: int) -> dict[str, Any] | None:
-    rows = api.execute(f"SELECT {REGISTRY_COLUMNS} FROM model WHERE id = :id", {"id": model_id}).records
+    rows = api.execute(f"SELECT {COLUMNS} FROM model WHERE id = :id", {"id": model_id}).records
     return rows[0] if rows else None
 
 
@@ -61,7 +60,7 @@ def register_model(api: DataApi, record: dict[str, Any]) -> dict[str, Any] | Non
         "feature_set, params, metrics, job_id, days_trained, day_versions, training) VALUES (:name, :version, "
         ":artifact_uri, :metadata_uri, :parent_id, :last_trained_date_id, :feature_set, :params, :metrics, "
         "CAST(:job_id AS uuid), :days_trained, :day_versions, :training) "
-        f"ON CONFLICT (name, version) DO NOTHING RETURNING {REGISTRY_COLUMNS}"
+        f"ON CONFLICT (name, version) DO NOTHING RETURNING {COLUMNS}"
     )
     rows = api.execute(sql, record).records
     return rows[0] if rows else None
