@@ -1,7 +1,8 @@
 """Walk-forward backtest: train on the first K days, then for each next day predict it, score it, update.
 
 Side by side:
-* `daily`  - the daily update (`training.update` on a window of recent days, guarded);
+* `daily`  - the production policy: each day the guarded daily update (`training.update` on a window of recent
+             days), and the scheduled refit from scratch when `training.refit_due` says so;
 * `frozen` - the first model, never updated;
 * `refit`  - refit from scratch on all earlier days every `refit_every` days (the costly reference);
 * `seed`   - the seed project's configuration and loop: 29 features, squared error, eta 0.01, 50 rounds, then
@@ -83,7 +84,6 @@ def run_backtest(
 
     errors: dict[str, list[np.ndarray]] = {name: [] for name in (*models, "zero", "oracle")}
     per_day: list[dict[str, Any]] = []
-    kept = 0
     for index, day in enumerate(walk):
         labelled = day[np.isfinite(day["target"].to_numpy(dtype=np.float64))]
         target = labelled["target"].to_numpy(dtype=np.float64)
@@ -100,22 +100,31 @@ def run_backtest(
             row["oracle"] = float(error.mean()) if len(error) else None
         per_day.append(row)
 
-        # learn the day just scored
+        # learn the day just scored (nothing to learn for after the last day)
         position = train_days + index
-        if "daily" in models:
+        last = index + 1 == len(walk)
+        refit_wanted = "refit" in models and (index + 1) % refit_every == 0 and not last
+        daily_refit = "daily" in models and not last and training.refit_due(current["daily"], row["date_id"])
+        if refit_wanted or daily_refit:  # one fit from scratch on all days so far, shared by both
+            started = time.perf_counter()
+            fresh = training.fit(pd.concat(days[: position + 1], ignore_index=True), feature_set=feature_set)
+            spent = time.perf_counter() - started
+            if refit_wanted:
+                current["refit"] = fresh
+                seconds["refit"] += spent
+            if daily_refit:
+                current["daily"] = fresh
+                seconds["daily"] += spent
+                row["daily_action"] = "refit"
+        if "daily" in models and not last and not daily_refit:
+            # the production policy: the guarded daily update (the scheduled refit above when it is due)
             started = time.perf_counter()
             window = pd.concat(days[max(0, position + 1 - window_days) : position + 1], ignore_index=True)
             result = training.update(current["daily"], window)
-            kept += result.kept_parent
             current["daily"] = result.model
             seconds["daily"] += time.perf_counter() - started
-        if "refit" in models and (index + 1) % refit_every == 0 and index + 1 < len(walk):
-            started = time.perf_counter()
-            current["refit"] = training.fit(
-                pd.concat(days[: position + 1], ignore_index=True), feature_set=feature_set
-            )
-            seconds["refit"] += time.perf_counter() - started
-        if "seed" in models:
+            row["daily_action"] = "kept parent" if result.kept_parent else "updated"
+        if "seed" in models and not last:
             started = time.perf_counter()
             current["seed"] = training.seed_update(current["seed"], day)
             seconds["seed"] += time.perf_counter() - started

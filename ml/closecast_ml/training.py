@@ -9,9 +9,9 @@ of the gap captured). `update` instead
      included), so one noisy day cannot pull the trees far;
   2. guards: a candidate trained the same way on the window minus its newest `GUARD_DAYS` is scored on those
      unseen days beside the parent; when it is worse than the parent, the parent is kept (`kept_parent`);
-  3. the kept child records its evidence (window, rounds, learning rate, guard MAEs) and its parent, and
-     `refit_due` says when a scheduled refit from scratch on all history is due (every `REFIT_EVERY_DAYS` days
-     of updates), which also relearns the per-stock statistics.
+  3. the kept child records its evidence (window, rounds, learning rate, guard MAEs) and its parent;
+  4. `refit_due(model, date_id)` says when the scheduled refit from scratch on all history is due (every
+     `REFIT_EVERY_DAYS` days), which also relearns the per-stock statistics.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ FULL_ROUNDS = 300
 SEED_PARAMS: dict[str, Any] = {"objective": "reg:squarederror", "tree_method": "hist", "eta": 0.01, "seed": 7}
 SEED_ROUNDS = 50
 EARLY_STOPPING = 30
+ROWS_PER_TREE = 1_500_000
 SMALL_DATA_DAYS = 3
 SMALL_DATA_PARAMS: dict[str, Any] = {"eta": 0.05, "min_child_weight": 200.0}
 SMALL_DATA_ROUNDS = 100
@@ -58,9 +59,9 @@ SEARCH_SPACE: tuple[dict[str, Any], ...] = (
 DEFAULT_UPDATE_WINDOW = 10  # days of rows the daily update trains on (the new day included)
 UPDATE_ROUNDS = 20
 UPDATE_ETA_SHRINK = 0.3  # the continuation's learning rate = the parent's eta times this
-GUARD_DAYS = 1
-GUARD_TOLERANCE = 0.0  # the candidate must be no worse than the parent on the guard days
-REFIT_EVERY_DAYS = 20
+GUARD_DAYS = 2
+MIN_GAIN = 0.001  # the candidate must beat the parent on the guard days by this share of the parent's MAE
+REFIT_EVERY_DAYS = 10
 
 
 class FeatureSetMismatch(ValueError):
@@ -83,7 +84,8 @@ def _labelled(rows: pd.DataFrame) -> pd.DataFrame:
         raise NoTrainingData("no rows to train on")
     if "target" not in rows:
         raise NoTrainingData("the rows have no target column")
-    labelled = rows[np.isfinite(rows["target"].to_numpy(dtype=np.float64))]
+    known = np.isfinite(rows["target"].to_numpy(dtype=np.float64))
+    labelled = rows if known.all() else rows[known]
     if labelled.empty:
         raise NoTrainingData(
             f"none of the {len(rows)} rows (date_id {int(rows['date_id'].min())}..{int(rows['date_id'].max())})"
@@ -182,12 +184,17 @@ def fit(
     chosen = {**base_params, **(params or {})}
     rounds = int(n_rounds or base_rounds)
     stats = learn_stats(labelled) if feature_set != "seed" else None
+    dates = labelled["date_id"].to_numpy()
+    if (np.diff(dates) < 0).any():
+        labelled = labelled.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable")
+        dates = labelled["date_id"].to_numpy()
+    train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
+    # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
+    n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
     matrix = _day_matrix(labelled, feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
-    train_mask, train_days, valid_list = _split(labelled, valid_days)
-    valid = (matrix[~train_mask], target[~train_mask]) if valid_list else None
-    x_train, y_train = matrix[train_mask], target[train_mask]
-    del matrix
+    x_train, y_train = matrix[:n_train], target[:n_train]
+    valid = (matrix[n_train:], target[n_train:]) if valid_list else None
     search: list[dict[str, Any]] = []
     if tune and valid is not None:
         ref = xgb.QuantileDMatrix(x_train, y_train, max_bin=int(chosen.get("max_bin", 256)))
@@ -203,6 +210,10 @@ def fit(
                 best = (mae, trial)
         assert best is not None
         chosen = best[1]
+    if feature_set != "seed" and params is None and len(y_train) > ROWS_PER_TREE:
+        # a long history: each tree samples at most ROWS_PER_TREE rows, so the cost per round stops growing
+        # with the history while every row still takes part across the rounds
+        chosen["subsample"] = round(float(chosen.get("subsample", 1.0)) * ROWS_PER_TREE / len(y_train), 4)
     booster, _ = _train(chosen, x_train, y_train, rounds, valid=valid)
     valid_metrics: dict[str, Any] = {"days": valid_list}
     if valid is not None:
@@ -222,13 +233,13 @@ def fit(
         "search": search,
         "parent": None,
         "lineage": [],
-        "refit_date_id": train_days[-1] if train_days else None,
+        "refit_date_id": days[-1],
         "updates_since_refit": 0,
         "stats": stats,
         "library_versions": library_versions(),
         "created_at": now_iso(),
         "train_seconds": round(time.perf_counter() - started, 3),
-        "rows_trained": int(train_mask.sum()),
+        "rows_trained": n_train,
     }
     return ModelArtifact(booster, metadata)
 
@@ -238,10 +249,12 @@ def update_window_days(parent: ModelArtifact) -> int:
     return int(parent.metadata.get("update_window_days", DEFAULT_UPDATE_WINDOW))
 
 
-def refit_due(model: ModelArtifact) -> bool:
-    """True when the model has been updated daily `REFIT_EVERY_DAYS` times since its last refit from scratch:
-    time for a scheduled `fit` on all history (which also relearns the per-stock statistics)."""
-    return int(model.metadata.get("updates_since_refit", 0)) >= REFIT_EVERY_DAYS
+def refit_due(model: ModelArtifact, date_id: int) -> bool:
+    """True when the newest day the caller holds, `date_id`, is `REFIT_EVERY_DAYS` or more after the day of the
+    model's last refit from scratch: time for the scheduled `fit` on all history (which also relearns the
+    per-stock statistics). Whether or not the daily updates in between were kept."""
+    refit_day = model.metadata.get("refit_date_id")
+    return refit_day is None or date_id - int(refit_day) >= REFIT_EVERY_DAYS
 
 
 def _continue(
@@ -260,6 +273,8 @@ def update(
     rounds: int = UPDATE_ROUNDS,
     eta_shrink: float = UPDATE_ETA_SHRINK,
     guard_days: int = GUARD_DAYS,
+    min_gain: float = MIN_GAIN,
+    window_days: int | None = None,
 ) -> UpdateResult:
     """The daily update of `parent` on `rows`, the recent window of days (the new day(s) included).
 
@@ -274,6 +289,9 @@ def update(
     started = time.perf_counter()
     labelled = _labelled(rows)
     days = _days(labelled)
+    if window_days is not None and len(days) > window_days:
+        days = days[-window_days:]
+        labelled = labelled[labelled["date_id"].isin(days)]
     stats = parent.stats
     matrix = _day_matrix(labelled, parent.feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
@@ -297,11 +315,14 @@ def update(
             "candidate_mae": round(child_mae, 6),
             "zero_mae": round(_mae(np.zeros(len(y_guard)), y_guard), 6),
         }
-        if child_mae > parent_mae + GUARD_TOLERANCE:
-            evidence["decision"] = "kept the parent: the continuation was worse on the guard days"
+        evidence["min_gain"] = min_gain
+        if child_mae > parent_mae * (1.0 - min_gain):
+            evidence["decision"] = (
+                "kept the parent: the continuation did not beat it on the guard days by the minimum gain"
+            )
             evidence["seconds"] = round(time.perf_counter() - started, 3)
             return UpdateResult(parent, True, evidence)
-        evidence["decision"] = "updated: the continuation was no worse on the guard days"
+        evidence["decision"] = "updated: the continuation beat the parent on the guard days"
     else:
         evidence["decision"] = "updated without a guard (the window has a single day)"
     booster = _continue(parent, matrix, target, rounds, eta)

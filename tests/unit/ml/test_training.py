@@ -51,15 +51,17 @@ def test_an_update_records_its_parent_and_predicts_differently(
     assert not np.allclose(child.predict(one_day), small_model.predict(one_day))
 
 
-def test_the_guard_scores_candidate_and_parent_on_the_newest_unseen_day(
+def test_the_guard_scores_candidate_and_parent_on_the_newest_unseen_days(
     small_model: ModelArtifact, market: pd.DataFrame
 ) -> None:
-    """Given a window of days 4..6, when updated, then the guard day is 6 and the evidence holds both MAEs;
-    the parent is kept exactly when the candidate was worse there."""
-    result = training.update(small_model, market[market["date_id"].between(4, 6)])
+    """Given a window of days 3..6, when updated, then the guard days are 5 and 6 and the evidence holds both
+    MAEs; the parent is kept exactly when the candidate did not beat it there by the minimum gain."""
+    result = training.update(small_model, market[market["date_id"].between(3, 6)])
     evidence = result.evidence
-    assert evidence["guard_days"] == [6]
-    assert result.kept_parent == (evidence["candidate_mae"] > evidence["parent_mae"])
+    assert evidence["guard_days"] == [5, 6]
+    assert result.kept_parent == (
+        evidence["candidate_mae"] > evidence["parent_mae"] * (1 - training.MIN_GAIN)
+    )
     if result.kept_parent:
         assert result.model is small_model
 
@@ -72,7 +74,7 @@ def test_a_guard_that_finds_the_update_worse_keeps_the_parent(
     window = market[market["date_id"].between(4, 6)].copy()
     older = window["date_id"] < 6
     window.loc[older, "target"] = np.random.default_rng(0).standard_t(3, older.sum()) * 40
-    result = training.update(small_model, window, rounds=40, eta_shrink=1.0)
+    result = training.update(small_model, window, rounds=40, eta_shrink=1.0, guard_days=1)
     assert result.kept_parent and result.model is small_model
     assert "kept the parent" in result.evidence["decision"]
 
@@ -95,11 +97,9 @@ def test_rows_without_targets_are_no_training_data(small_model: ModelArtifact, o
 
 
 def test_update_window_and_refit_schedule_come_from_the_metadata(small_model: ModelArtifact) -> None:
-    """Given a fresh fit, then the update window is the default and no refit is due; after REFIT_EVERY_DAYS
-    updates one is."""
+    """Given a model fitted on days up to 5, then the update window is the default, and the scheduled refit is
+    due REFIT_EVERY_DAYS days after day 5, not before."""
     assert training.update_window_days(small_model) == training.DEFAULT_UPDATE_WINDOW
-    assert not training.refit_due(small_model)
-    later = ModelArtifact(
-        small_model.booster, {**small_model.metadata, "updates_since_refit": training.REFIT_EVERY_DAYS}
-    )
-    assert training.refit_due(later)
+    assert small_model.metadata["refit_date_id"] == 5
+    assert not training.refit_due(small_model, 5 + training.REFIT_EVERY_DAYS - 1)
+    assert training.refit_due(small_model, 5 + training.REFIT_EVERY_DAYS)
