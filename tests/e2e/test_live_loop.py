@@ -1,5 +1,5 @@
-"""The live loop on the local cloud, end to end: a base model trained on 20 synthetic days (backfill + a refit
-job) and named champion; then 3 more days replayed at full speed with their revealed targets after each day.
+"""The live loop on the local cloud, end to end: 20 synthetic days backfilled, a deliberately weak base model
+(a refit job on the first 3 of them) named champion; then 3 more days replayed at full speed with their revealed targets after each day.
 Nothing else is asked of the system: it predicts every snapshot live, starts each day's chain when the targets
 are complete, updates, evaluates, promotes or keeps."""
 
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 FIRST = 3000  # date_ids of this test's market (apart from the other tests' days)
 BASE_DAYS, STREAMED_DAYS, STOCKS = 20, 3, 20
+BASE_TRAIN_DAYS = 3  # of the BASE_DAYS stored: a deliberately weak base
 FAULT_DAYS = 3  # after the streamed days: missing rows, day store down, database down
 MODEL = "closecast"  # the template's ChampionModelName
 
@@ -39,8 +40,15 @@ def run(local_cloud: Any, market: pd.DataFrame, tmp_path_factory: pytest.TempPat
     day's outcome and, per day and model, the live against the batch figures."""
     state = local_cloud.state
     history = market[market["date_id"] < FIRST + BASE_DAYS]
+    # the base model sees only the history's first 3 days (all 20 are stored): its daily updates, which train on
+    # the latest 10 days, then beat it clearly on unseen guard days, so that the rule has something to promote
     base = loop.train_base(
-        state, local_cloud.options.state_dir / "local.json", history, MODEL, tmp_path_factory.mktemp("loop")
+        state,
+        local_cloud.options.state_dir / "local.json",
+        history,
+        MODEL,
+        tmp_path_factory.mktemp("loop"),
+        train_days=BASE_TRAIN_DAYS,
     )
     streamed = market[
         (market["date_id"] >= FIRST + BASE_DAYS) & (market["date_id"] < FIRST + BASE_DAYS + STREAMED_DAYS)

@@ -64,9 +64,15 @@ def post_job(api: str, body: dict[str, Any], timeout_s: float = 900) -> dict[str
 
 
 def train_base(
-    cloud_state: dict[str, Any], state_file: Path, history: pd.DataFrame, model_name: str, work: Path
+    cloud_state: dict[str, Any],
+    state_file: Path,
+    history: pd.DataFrame,
+    model_name: str,
+    work: Path,
+    train_days: int | None = None,
 ) -> dict[str, Any]:
-    """Backfill `history` (database + day store), refit through POST /jobs/, name the model champion."""
+    """Backfill `history` (database + day store), refit through POST /jobs/ (on its first `train_days` days, or
+    all), name the model champion."""
     from closecast_tools.backfill import backfill, local_target
 
     api = cloud_state["api_url"]
@@ -75,6 +81,8 @@ def train_base(
     history[list(KAGGLE_COLUMNS)].to_csv(csv, index=False)
     backfill(csv, local_target(state_file), progress=False)
     first, last = int(history["date_id"].min()), int(history["date_id"].max())
+    if train_days is not None:
+        last = min(last, first + train_days - 1)
     job = post_job(
         api, {"kind": "train", "model_name": model_name, "start_date_id": first, "end_date_id": last}
     )
