@@ -103,9 +103,13 @@ def test_every_template_route_is_served_and_every_served_route_is_in_the_templat
     gateway's 404); and the gateway serves exactly those routes."""
     template = Template(REPO / "template.yaml")
     assert {r.route_key for r in local_cloud.gateway.table.routes} == {r.route_key for r in template.routes()}
-    unknown_id = "00000000-0000-4000-8000-000000000000"
+    unknown = {"model_id": "999999999"}  # ids that exist nowhere, in each parameter's own format
     for route in template.routes():
-        path = re.sub(r"\{[^}]+\}", unknown_id, route.path)
+        path = re.sub(
+            r"\{([^}]+)\}",
+            lambda m: unknown.get(m.group(1), "00000000-0000-4000-8000-000000000000"),
+            route.path,
+        )
         status, body = http(
             route.method, local_cloud.state["api_url"] + path, {} if route.method == "POST" else None
         )
