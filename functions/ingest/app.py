@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from closecast import aws, ingest
-from closecast.config import IngestConfig, cached
+from closecast import aws, chain, ingest
+from closecast.config import ChainConfig, IngestConfig, cached
 from closecast.db.client import data_api
 
 logger = Logger()
@@ -44,6 +44,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     records = ingest.records_from_event(event)
     outcome = ingest.process_batch(api, records, quarantine, config.date_of)
+    if outcome.target_dates:
+        start_chains(api, outcome.target_dates)
     quarantined = len({r.record.sequence_number for r in outcome.rejections})
     metrics.add_metric("RecordsReceived", MetricUnit.Count, len(records))
     metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.rows_written)
@@ -61,3 +63,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         },
     )
     return outcome.response()
+
+
+def start_chains(api: ingest.DataApi, date_ids: Sequence[int]) -> None:
+    """A day whose targets are now complete starts its daily chain. Never fails the batch: the schedule's
+    sweep starts any chain this misses."""
+    config = cached(ChainConfig)
+    if not config.chain_queue_url:
+        return
+    try:
+        started = chain.after_targets(
+            api, aws.client("sqs"), config.chain_queue_url, date_ids, model_name=config.model_name
+        )
+    except Exception:
+        logger.exception("could not start the daily chain; the schedule will", extra={"date_ids": date_ids})
+        return
+    for job in started:
+        logger.info("daily chain started", extra={"job_id": job["id"], "params": job["params"]})

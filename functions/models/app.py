@@ -1,6 +1,9 @@
-"""Lambda entry point of the /models/ resource (HTTP API, payload 2.0)."""
+"""Lambda entry point of the /models/ resource, with the champions and promotions (HTTP API, payload 2.0)."""
 
 from closecast.api.handler import http_handler
+from closecast.resources.champions import routes as champions
 from closecast.resources.models import routes
 
-handler = http_handler(routes.router, {"/models": routes.LIST_PARAMS})
+handler = http_handler(
+    routes.router, {"/models": routes.LIST_PARAMS, **champions.ALLOWED_QUERY}, champions.router
+)

@@ -24,15 +24,23 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 @pytest.mark.unit
 def test_openapi_document_names_every_resource_and_its_parameters() -> None:
-    """Given the document, then it has the four resources, GET and POST each, the list parameters, and the
-    health check (GET only)."""
+    """Given the document, then it has the resources, GET and POST each, the job routes (and the original's
+    /train-model/, /inference-model/), the live loop's resources (/predictions with its filters, /champions,
+    /promotions, PUT on a model's champion), the health check (GET only), and the list parameters."""
     import json
 
     paths = json.loads(document())["paths"]
-    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences"}
-    assert set(paths) == resources | {"/healthcheck"}
-    assert all({"get", "post"} <= set(paths[p]) for p in resources)
+    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
+    live = {"/predictions", "/champions", "/promotions", "/models/{model_id}/champion"}
+    others = {"/jobs/{job_id}", "/train-model", "/inference-model", "/healthcheck"}
+    assert set(paths) == resources | live | others
+    assert all({"get", "post"} <= set(paths[r]) for r in resources)
     assert set(paths["/healthcheck"]) == {"get"}
+    assert set(paths["/jobs/{job_id}"]) == {"get"}
+    assert set(paths["/train-model"]) == set(paths["/inference-model"]) == {"post"}
+    assert set(paths["/models/{model_id}/champion"]) == {"put"}
+    filters = {p["name"] for p in paths["/predictions"]["get"]["parameters"]}
+    assert {"date_id", "seconds_in_bucket", "stock_id", "model_id", "page", "page_size"} <= filters
     names = {p["name"] for p in paths["/stock_data"]["get"]["parameters"]}
     assert {"page", "page_size", "date_id", "stock_id", "seconds_in_bucket"} <= names
 

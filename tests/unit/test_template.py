@@ -41,7 +41,9 @@ def test_every_zip_function_handler_imports(template: Template, monkeypatch: pyt
 def test_ingest_mapping_has_partial_batches_bisect_retries_and_destination(template: Template) -> None:
     """Given the Kinesis mapping of the ingest function, then it reports item failures, bisects on error,
     retries until its records expire from the stream (by default) and names an on-failure destination."""
-    (mapping,) = [m for m in template.event_source_mappings() if m.kind == "Kinesis"]
+    (mapping,) = [
+        m for m in template.event_source_mappings() if m.kind == "Kinesis" and m.function == "IngestFunction"
+    ]
     props = mapping.properties
     defaults = template.parameter_defaults()
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -73,9 +75,9 @@ def test_alarms_watch_the_iterator_age_the_failure_queue_and_the_dead_letter_que
 
 
 def test_every_resource_has_get_and_post_with_and_without_trailing_slash(template: Template) -> None:
-    """Given the HTTP routes, then each of the four resources answers GET and POST on both path spellings."""
+    """Given the HTTP routes, then each of the resources answers GET and POST on both path spellings."""
     keys = {r.route_key for r in template.routes()}
-    for resource in ("/stock_data", "/date_mappings", "/models", "/model-inferences"):
+    for resource in ("/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"):
         for method in ("GET", "POST"):
             assert f"{method} {resource}" in keys
             assert f"{method} {resource}/" in keys
@@ -119,7 +121,66 @@ def test_no_function_has_wildcard_permissions(template: Template) -> None:
         assert all("*" not in a for a in actions), statement
         assert statement["Resource"] != "*", statement
     s3_writes = [s for s in statements if "s3:PutObject" in str(s["Action"])]
-    assert [s["Resource"] for s in s3_writes] == [{"Fn::Sub": "${DataBucket.Arn}/quarantine/*"}]
+    assert sorted(s["Resource"]["Fn::Sub"] for s in s3_writes) == [
+        "${DataBucket.Arn}/days/*",  # train: the day store
+        "${DataBucket.Arn}/models/*",  # train: model files
+        "${DataBucket.Arn}/predictions/*",  # inference
+        "${DataBucket.Arn}/predictions/*",  # train: the daily chain's next-day inference
+        "${DataBucket.Arn}/quarantine/*",  # ingest
+    ]
+
+
+def test_the_stream_has_a_second_consumer_that_predicts_and_publishes(template: Template) -> None:
+    """Given the streaming predictor, then it is an image function consuming the snapshot stream with partial
+    batches, bisect, bounded retries and its own failure destination, and may put records only on the
+    predictions stream and read only the models."""
+    (mapping,) = [m for m in template.event_source_mappings() if m.function == "PredictStreamFunction"]
+    assert mapping.kind == "Kinesis" and mapping.source == {"Fn::GetAtt": ["SnapshotStream", "Arn"]}
+    props = mapping.properties
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["BisectBatchOnFunctionError"] is True and props["MaximumRetryAttempts"] >= 1
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["PredictFailureQueue", "Arn"]
+    }
+    spec = template.functions["PredictStreamFunction"]
+    assert spec.package_type == "Image" and (REPO / spec.properties["Metadata"]["Dockerfile"]).is_file()
+    statements = {
+        s["Sid"]: s
+        for p in spec.properties["Policies"]
+        if isinstance(p, dict) and "Statement" in p
+        for s in p["Statement"]
+    }
+    assert statements["PublishPredictions"]["Resource"] == {"Fn::GetAtt": ["PredictionStream", "Arn"]}
+    assert statements["ReadModels"]["Action"] == ["s3:GetObject"]
+
+
+def test_the_daily_chain_has_a_schedule_after_the_close(template: Template) -> None:
+    """Given the chain's fallback, then a function runs on an EventBridge schedule and may send only to the
+    train jobs queue; the ingest may start chains on the same queue."""
+    spec = template.functions["ChainScheduleFunction"]
+    (event,) = spec.properties["Events"].values()
+    assert event["Type"] == "Schedule" and event["Properties"]["Schedule"] == {"Ref": "ChainSchedule"}
+    for logical_id in ("ChainScheduleFunction", "IngestFunction"):
+        environment = template.functions[logical_id].properties["Environment"]["Variables"]
+        assert environment["CHAIN_JOBS_QUEUE_URL"] == {"Ref": "TrainJobsQueue"}
+
+
+def test_train_and_inference_are_images_that_consume_their_own_jobs_queue(template: Template) -> None:
+    """Given the image functions, then each is built from its Dockerfile on the repository context, consumes
+    its own queue with partial batch responses, and may write only its own prefixes."""
+    mappings = {m.function: m for m in template.event_source_mappings() if m.kind == "SQS"}
+    for logical_id, queue in (
+        ("TrainFunction", "TrainJobsQueue"),
+        ("InferenceFunction", "InferenceJobsQueue"),
+    ):
+        spec = template.functions[logical_id]
+        assert spec.package_type == "Image"
+        assert spec.properties["Metadata"]["DockerContext"] == "."
+        assert (REPO / spec.properties["Metadata"]["Dockerfile"]).is_file()
+        assert mappings[logical_id].properties["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert mappings[logical_id].properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert template.functions["TrainFunction"].memory >= 4096
+    assert template.functions["TrainFunction"].timeout == 900
 
 
 def test_intrinsics_resolve_against_local_resources() -> None:

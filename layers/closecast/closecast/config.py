@@ -99,3 +99,36 @@ def load(model: type[C], environ: Mapping[str, str] | None = None) -> C:
 def cached(model: type[C]) -> C:
     """`load(model)` once per process (a warm Lambda keeps it)."""
     return load(model)
+
+
+class JobsApiConfig(ApiConfig):
+    """The /jobs/ resource (and the original's /train-model/, /inference-model/): where jobs are queued."""
+
+    train_queue_url: str = Field(alias="TRAIN_JOBS_QUEUE_URL", min_length=1)
+    inference_queue_url: str = Field(alias="INFERENCE_JOBS_QUEUE_URL", min_length=1)
+
+
+class JobsConfig(DatabaseConfig):
+    """The train and inference functions (container images)."""
+
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
+    days_prefix: str = Field(default="days/", alias="DAYS_PREFIX")
+    models_prefix: str = Field(default="models/", alias="MODELS_PREFIX")
+    predictions_prefix: str = Field(default="predictions/", alias="PREDICTIONS_PREFIX")
+    # a job `running` for longer than this (its function died) may be claimed again by a redelivered message
+    stale_job_seconds: int = Field(default=960, alias="STALE_JOB_SECONDS", ge=1)
+
+
+class PredictStreamConfig(DatabaseConfig):
+    """The streaming predictor (container image): whose champion predicts, and where predictions go out."""
+
+    model_name: str = Field(default="closecast", alias="CHAMPION_MODEL_NAME", pattern=r"^[A-Za-z0-9_.-]+$")
+    output_stream: str = Field(default="", alias="PREDICTIONS_STREAM_NAME")
+
+
+class ChainConfig(DatabaseConfig):
+    """Who starts the daily chain (the ingest when a day's targets are complete, the schedule as a fallback):
+    where the chain's job goes, and whose champion it updates."""
+
+    chain_queue_url: str = Field(default="", alias="CHAIN_JOBS_QUEUE_URL")
+    model_name: str = Field(default="closecast", alias="CHAMPION_MODEL_NAME", pattern=r"^[A-Za-z0-9_.-]+$")

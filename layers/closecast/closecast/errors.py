@@ -55,3 +55,7 @@ class NotFound(CloseCastError):
 
 class Conflict(CloseCastError):
     """The request conflicts with what is stored (e.g. a duplicate natural key)."""
+
+
+class ServiceUnavailable(CloseCastError):
+    """A service the request needs (the jobs queue) is not reachable now; the caller may retry."""

@@ -107,6 +107,7 @@ class BatchOutcome:
     targets_revealed: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     failed_sequence_numbers: list[str] = field(default_factory=list)
+    target_dates: list[int] = field(default_factory=list)  # days whose revealed targets this batch wrote
 
     def response(self) -> dict[str, Any]:
         return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failed_sequence_numbers]}
@@ -332,6 +333,9 @@ def process_batch(
         except Exception:  # a record that cannot be quarantined must not be lost: deliver it again
             failed.update(e.record.sequence_number for e in entries)
     outcome.failed_sequence_numbers = [r.sequence_number for r in records if r.sequence_number in failed]
+    outcome.target_dates = sorted(
+        {t.date_id for p in writable if p.record.sequence_number not in failed for t in p.targets}
+    )
     return outcome
 
 

@@ -33,6 +33,11 @@ CONTRACT_TABLES = {
     "job",
     "revealed_target",
     "schema_migrations",
+    "day_store",  # 0006
+    "prediction",  # 0007: the live loop
+    "champion",
+    "promotion",
+    "daily_chain",
 }
 
 

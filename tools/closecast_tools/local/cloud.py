@@ -382,6 +382,11 @@ class LocalCloud:
         for logical_id in self.template.of_type("AWS::S3::Bucket"):
             name = f"closecast-{logical_id.lower()}"
             s3.create_bucket(Bucket=name)
+            versioning = (
+                self.template.resources[logical_id].get("Properties", {}).get("VersioningConfiguration")
+            )
+            if (versioning or {}).get("Status") == "Enabled":  # object versions, as the template asks
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             res.refs[logical_id] = name
             res.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
         for logical_id in self.template.of_type("AWS::Kinesis::Stream"):
@@ -561,7 +566,8 @@ class LocalCloud:
 
     def _write_state(self) -> None:
         assert self.gateway is not None and self.data_api is not None
-        stream = self.template.of_type("AWS::Kinesis::Stream")[0]
+        streams = self.template.of_type("AWS::Kinesis::Stream")
+        stream = "SnapshotStream" if "SnapshotStream" in streams else streams[0]
         bucket = self.template.of_type("AWS::S3::Bucket")[0]
         self.state = {
             "api_url": self.gateway.url,
@@ -570,8 +576,11 @@ class LocalCloud:
             "region": REGION,
             "stream_name": self.resources.refs[stream],
             "stream_arn": self.resources.attrs[stream]["Arn"],
+            "prediction_stream_name": self.resources.refs.get("PredictionStream"),
             "bucket": self.resources.refs[bucket],
-            "jobs_queue_url": self.resources.refs.get("JobsQueue"),
+            "train_jobs_queue_url": self.resources.refs.get("TrainJobsQueue"),
+            "inference_jobs_queue_url": self.resources.refs.get("InferenceJobsQueue"),
+            "jobs_dead_letter_queue_url": self.resources.refs.get("JobsDeadLetterQueue"),
             "ingest_failure_queue_url": self.resources.refs.get("IngestFailureQueue"),
             "db_cluster_arn": self.cluster_arn,
             "db_secret_arn": self.secret_arn,

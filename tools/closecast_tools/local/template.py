@@ -4,6 +4,7 @@ so nothing about routes, streams, queues or environments is written twice."""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -104,7 +105,12 @@ class FunctionSpec:
     @property
     def code_dir(self) -> str:
         if self.package_type == "Image":
-            return str(self.properties.get("Metadata", {}).get("DockerContext", ""))
+            # the handler's folder is the Dockerfile's (the context may be wider, e.g. the repository root,
+            # so that the image can copy the shared packages)
+            metadata = self.properties.get("Metadata", {})
+            context = str(metadata.get("DockerContext", "."))
+            folder = posixpath.dirname(str(metadata.get("Dockerfile", "Dockerfile")))
+            return posixpath.join(context, folder) if folder else context
         return str(self.properties["CodeUri"])
 
     @property

@@ -39,9 +39,11 @@ def _answer(response: Response[str]) -> dict[str, Any]:
     }
 
 
-def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:
+def http_handler(router: Router, allowed_query: dict[str, set[str]], *more: Router) -> Handler:
+    """One resolver for `router` (and `more` routers served by the same function)."""
     app = new_resolver(allowed_query)
-    app.include_router(router)
+    for each in (router, *more):
+        app.include_router(each)
 
     @logger.inject_lambda_context(clear_state=True)
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -8,17 +8,23 @@ from typing import Any
 from closecast import __version__
 from closecast.api.auth import PUBLIC_PATHS
 from closecast.api.common import ERROR_STATUSES, new_resolver
+from closecast.resources.champions import routes as champions
 from closecast.resources.date_mappings import routes as date_mappings
 from closecast.resources.healthcheck import routes as healthcheck
+from closecast.resources.jobs import routes as jobs
 from closecast.resources.model_inferences import routes as model_inferences
 from closecast.resources.models import routes as models
+from closecast.resources.predictions import routes as predictions
 from closecast.resources.stock_data import routes as stock_data
 
 ROUTERS = (
     stock_data.router,
     date_mappings.router,
     models.router,
+    champions.router,
     model_inferences.router,
+    jobs.router,
+    predictions.router,
     healthcheck.router,
 )
 
@@ -30,7 +36,8 @@ def document() -> str:
     schema = app.get_openapi_json_schema(
         title="closecast",
         version=__version__,
-        description="Auction snapshots, date mappings, models and model inferences of closecast.",
+        description="Auction snapshots, date mappings, models (champions, promotions), model inferences, jobs "
+        "(training, inference, the daily chain) and live predictions of closecast.",
     )
     doc = json.loads(schema)
     _our_validation_errors(doc)

@@ -30,3 +30,8 @@ class ModelInferenceRecord(BaseModel):
     n_rows: int | None
     mae: float | None
     created_at: dt.datetime
+    # filled by inference jobs (functions/inference)
+    zero_mae: float | None = Field(default=None, description="MAE of predicting zero on the same rows")
+    n_targets: int | None = Field(default=None, description="rows whose target was known")
+    centered: bool = False
+    job_id: str | None = None

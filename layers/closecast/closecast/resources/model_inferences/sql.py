@@ -7,7 +7,10 @@ from typing import Any
 from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 
-COLUMNS = "id, model_id, date_id, predictions_uri, n_rows, mae, created_at"
+COLUMNS = (
+    "id, model_id, date_id, predictions_uri, n_rows, mae, created_at, zero_mae, n_targets, centered, "
+    "job_id::text AS job_id"
+)
 
 
 def list_model_inferences(
@@ -34,5 +37,20 @@ def insert_model_inference(api: DataApi, record: dict[str, Any]) -> dict[str, An
         "VALUES (:model_id, :date_id, :predictions_uri, :n_rows, :mae) "
         "ON CONFLICT (model_id, date_id) DO UPDATE SET predictions_uri = EXCLUDED.predictions_uri, "
         f"n_rows = EXCLUDED.n_rows, mae = EXCLUDED.mae RETURNING {COLUMNS}"
+    )
+    return api.execute(sql, record).records[0]
+
+
+def register_inference(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
+    """The inference function's record of a day's predictions (file already in S3), with the MAE of the model
+    and of predicting zero when targets are known. Replaces an earlier run of the same model on the same day."""
+    sql = (
+        "INSERT INTO model_inference (model_id, date_id, predictions_uri, n_rows, mae, zero_mae, n_targets, "
+        "centered, job_id) VALUES (:model_id, :date_id, :predictions_uri, :n_rows, :mae, :zero_mae, :n_targets, "
+        ":centered, CAST(:job_id AS uuid)) ON CONFLICT (model_id, date_id) DO UPDATE SET "
+        "predictions_uri = EXCLUDED.predictions_uri, n_rows = EXCLUDED.n_rows, mae = EXCLUDED.mae, "
+        "zero_mae = EXCLUDED.zero_mae, n_targets = EXCLUDED.n_targets, centered = EXCLUDED.centered, "
+        "job_id = EXCLUDED.job_id, created_at = now() "
+        f"RETURNING {COLUMNS}"
     )
     return api.execute(sql, record).records[0]

@@ -50,3 +50,10 @@ class ModelRecord(BaseModel):
     model_name: str
     model_artifact_path: str = Field(description="the artifact's key in the stack's bucket (else its URI)")
     date_id: int | None
+    # filled by training jobs (functions/train)
+    job_id: str | None = None
+    days_trained: list[int] = Field(default=[], description="date_ids trained on")
+    day_versions: dict[str, int] = Field(default={}, description="day store version of each day trained on")
+    training: dict[str, Any] = Field(
+        default={}, description="refit or daily update, and the update's evidence"
+    )

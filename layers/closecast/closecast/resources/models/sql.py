@@ -11,7 +11,7 @@ from closecast.errors import Conflict
 
 COLUMNS = (
     "id, name, version, artifact_uri, metadata_uri, parent_id, last_trained_date_id, feature_set, "
-    "params, metrics, created_at"
+    "params, metrics, created_at, job_id::text AS job_id, days_trained, day_versions, training"
 )
 
 
@@ -50,3 +50,30 @@ def insert_model(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
 
 def model_exists(api: DataApi, model_id: int) -> bool:
     return bool(api.execute("SELECT 1 AS one FROM model WHERE id = :id", {"id": model_id}).records)
+
+
+# ----------------------------------------------------------------------------- the registry (train function)
+
+
+def get_model(api: DataApi, model_id: int) -> dict[str, Any] | None:
+    rows = api.execute(f"SELECT {COLUMNS} FROM model WHERE id = :id", {"id": model_id}).records
+    return rows[0] if rows else None
+
+
+def next_version(api: DataApi, name: str) -> int:
+    sql = "SELECT COALESCE(max(version), 0) + 1 AS version FROM model WHERE name = :name"
+    return int(api.execute(sql, {"name": name}).records[0]["version"])
+
+
+def register_model(api: DataApi, record: dict[str, Any]) -> dict[str, Any] | None:
+    """Register a trained model whose files are already in S3. None if (name, version) was taken meanwhile
+    (the caller writes its files under the next version and tries again)."""
+    sql = (
+        "INSERT INTO model (name, version, artifact_uri, metadata_uri, parent_id, last_trained_date_id, "
+        "feature_set, params, metrics, job_id, days_trained, day_versions, training) VALUES (:name, :version, "
+        ":artifact_uri, :metadata_uri, :parent_id, :last_trained_date_id, :feature_set, :params, :metrics, "
+        "CAST(:job_id AS uuid), :days_trained, :day_versions, :training) "
+        f"ON CONFLICT (name, version) DO NOTHING RETURNING {COLUMNS}"
+    )
+    rows = api.execute(sql, record).records
+    return rows[0] if rows else None
