@@ -10,14 +10,25 @@ EXPECTED_STATUS: dict[str, int] = {
     "date_mappings/post-mappings.json": 201,
     "date_mappings/post-original-names.json": 201,
     "healthcheck/get.json": 200,
+    "jobs/get-list.json": 200,
+    "jobs/get-one-missing.json": 404,
+    "jobs/post-inference-model-original.json": 202,
+    "jobs/post-inference.json": 202,
+    "jobs/post-train-model-original.json": 202,
+    "jobs/post-train.json": 202,
     "model_inferences/get-list.json": 200,
     "model_inferences/post-bad-model.json": 400,
     "model_inferences/post-original.json": 201,
+    "models/get-champions.json": 200,
     "models/get-list.json": 200,
     "models/get-original-filters.json": 200,
+    "models/get-promotions.json": 200,
     "models/post-coerced-version.json": 422,
     "models/post-model.json": 201,
     "models/post-original.json": 201,
+    "models/put-champion-missing.json": 404,
+    "predictions/get-bad-second.json": 422,
+    "predictions/get-list.json": 200,
     "stock_data/get-bad-parameter.json": 422,
     "stock_data/get-list.json": 200,
     "stock_data/get-original-range.json": 200,
@@ -30,3 +41,6 @@ EXPECTED_STATUS: dict[str, int] = {
     "stock_data/post-original-envelope.json": 201,
     "stock_data/post-rows.json": 201,
 }
+
+# POSTs that queue a job: the stubbed handler tests have no queue, so only the local cloud runs them.
+NEEDS_QUEUE: frozenset[str] = frozenset(name for name in EXPECTED_STATUS if name.startswith("jobs/post-"))

@@ -29,7 +29,10 @@ OUTAGE_S = 30
 
 def start_cloud(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str]) -> LocalCloud:
     options = CloudOptions(
-        root=REPO, state_dir=tmp_path_factory.mktemp("outage-state"), parameter_overrides=overrides
+        root=REPO,
+        state_dir=tmp_path_factory.mktemp("outage-state"),
+        parameter_overrides=overrides,
+        auth=False,  # sign-in is not the point here
     )
     return LocalCloud(options).start()
 

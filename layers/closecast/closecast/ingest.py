@@ -306,12 +306,14 @@ def process_batch(
     with ThreadPoolExecutor(max_workers=1) as writer:
         pending: list[Future[tuple[BatchOutcome, set[str]]]] = []
         group: list[Parsed] = []
+        writable: list[Parsed] = []
         size = 0
         for record in records:
             parsed, rejections = _parse_safely(record)
             outcome.rejections.extend(rejections)
             if not parsed.size():
                 continue
+            writable.append(parsed)
             group.append(parsed)
             size += parsed.size()
             if size >= GROUP_ROWS:

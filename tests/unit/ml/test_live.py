@@ -40,7 +40,11 @@ def records_of(day: pd.DataFrame) -> list[StreamRecord]:
     columns = [c for c in day.columns if c not in ("target", "oracle")]
     out = []
     for n, (_, snap) in enumerate(day.groupby("seconds_in_bucket", sort=True)):
-        rows = json.loads(snap[columns].to_json(orient="records"))
+        # full precision (pandas' to_json keeps 10 digits, which can move a value across a tree split)
+        rows = [
+            {k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+            for row in snap[columns].to_dict(orient="records")
+        ]
         out.append(StreamRecord(str(n), "p", json.dumps({"data": rows}).encode()))
     return out
 
