@@ -216,6 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         outcome = run_demo(cloud, rows=args.rows, out=sys.stdout)
         if not outcome["ok"]:
             return 1
+        print(f"dashboard: {cloud.state['dashboard_url']}", flush=True)
         if not args.exit:
             print("serving; press Ctrl-C to stop", flush=True)
             signals.serve()
