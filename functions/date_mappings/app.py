@@ -1,6 +1,6 @@
 """Lambda entry point of the /date_mappings/ resource (HTTP API, payload 2.0)."""
 
-from closecast.api import date_mappings
 from closecast.api.handler import http_handler
+from closecast.resources.date_mappings import routes
 
-handler = http_handler(date_mappings.router, {"/date_mappings": date_mappings.LIST_PARAMS})
+handler = http_handler(routes.router, {"/date_mappings": routes.LIST_PARAMS})

@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from closecast import aws, ingest
 from closecast.config import IngestConfig, cached
-from closecast.db.data_api import DataApi
+from closecast.db.client import data_api
 
 logger = Logger()
 metrics = Metrics()
@@ -24,7 +24,7 @@ QUARANTINE_CONCURRENCY = 8
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = cached(IngestConfig)
-    api = DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+    api = data_api(config)
     s3 = aws.client("s3")
 
     def store(entry: ingest.QuarantineEntry) -> str | None:

@@ -11,10 +11,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from closecast import aws
 from closecast.config import DatabaseConfig, cached
 from closecast.custom_resource import respond
-from closecast.db.data_api import DataApi
+from closecast.db.client import data_api
 from closecast.db.migrations import apply_migrations
 
 logger = Logger()
@@ -22,8 +21,7 @@ logger = Logger()
 
 def _migrate() -> list[str]:
     config = cached(DatabaseConfig)
-    api = DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
-    applied = apply_migrations(api)
+    applied = apply_migrations(data_api(config))
     logger.info("migrations applied", extra={"applied": applied})
     return applied
 

@@ -52,9 +52,9 @@ def test_ingest_mapping_has_partial_batches_bisect_retries_and_destination(templ
 
 
 def test_every_resource_has_get_and_post_with_and_without_trailing_slash(template: Template) -> None:
-    """Given the HTTP routes, then each of the four resources answers GET and POST on both path spellings."""
+    """Given the HTTP routes, then each of the resources answers GET and POST on both path spellings."""
     keys = {r.route_key for r in template.routes()}
-    for resource in ("/stock_data", "/date_mappings", "/models", "/model-inferences"):
+    for resource in ("/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"):
         for method in ("GET", "POST"):
             assert f"{method} {resource}" in keys
             assert f"{method} {resource}/" in keys
@@ -98,7 +98,27 @@ def test_no_function_has_wildcard_permissions(template: Template) -> None:
         assert all("*" not in a for a in actions), statement
         assert statement["Resource"] != "*", statement
     s3_writes = [s for s in statements if "s3:PutObject" in str(s["Action"])]
-    assert [s["Resource"] for s in s3_writes] == [{"Fn::Sub": "${DataBucket.Arn}/quarantine/*"}]
+    assert sorted(s["Resource"]["Fn::Sub"] for s in s3_writes) == [
+        "${DataBucket.Arn}/days/*",  # train: the day store
+        "${DataBucket.Arn}/models/*",  # train: model files
+        "${DataBucket.Arn}/predictions/*",  # inference
+        "${DataBucket.Arn}/quarantine/*",  # ingest
+    ]
+
+
+def test_train_and_inference_are_images_that_consume_their_own_jobs_queue(template: Template) -> None:
+    """Given the image functions, then each is built from its Dockerfile on the repository context, consumes
+    its own queue with partial batch responses, and may write only its own prefixes."""
+    mappings = {m.function: m for m in template.event_source_mappings() if m.kind == "SQS"}
+    for logical_id, queue in (("TrainFunction", "TrainJobsQueue"), ("InferenceFunction", "InferenceJobsQueue")):
+        spec = template.functions[logical_id]
+        assert spec.package_type == "Image"
+        assert spec.properties["Metadata"]["DockerContext"] == "."
+        assert (REPO / spec.properties["Metadata"]["Dockerfile"]).is_file()
+        assert mappings[logical_id].properties["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert mappings[logical_id].properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert template.functions["TrainFunction"].memory >= 4096
+    assert template.functions["TrainFunction"].timeout == 900
 
 
 def test_intrinsics_resolve_against_local_resources() -> None:

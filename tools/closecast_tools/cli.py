@@ -12,6 +12,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "closecast_tools.local.commands",
     "closecast_tools.market.commands",
+    "closecast_tools.backfill",
     "closecast_tools.openapi",
 )
 

@@ -12,9 +12,9 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from closecast.errors import ConfigurationError
 
-class ConfigurationError(RuntimeError):
-    """The function's environment is missing or has an invalid variable (a deployment fault)."""
+__all__ = ["ApiConfig", "ConfigurationError", "DatabaseConfig", "IngestConfig", "cached", "load"]
 
 
 class _EnvModel(BaseModel):
@@ -55,3 +55,21 @@ def load(model: type[C], environ: Mapping[str, str] | None = None) -> C:
 def cached(model: type[C]) -> C:
     """`load(model)` once per process (a warm Lambda keeps it)."""
     return load(model)
+
+
+class JobsApiConfig(ApiConfig):
+    """The /jobs/ resource (and the original's /train-model/, /inference-model/): where jobs are queued."""
+
+    train_queue_url: str = Field(alias="TRAIN_JOBS_QUEUE_URL", min_length=1)
+    inference_queue_url: str = Field(alias="INFERENCE_JOBS_QUEUE_URL", min_length=1)
+
+
+class JobsConfig(DatabaseConfig):
+    """The train and inference functions (container images)."""
+
+    bucket: str = Field(alias="BUCKET_NAME", min_length=3)
+    days_prefix: str = Field(default="days/", alias="DAYS_PREFIX")
+    models_prefix: str = Field(default="models/", alias="MODELS_PREFIX")
+    predictions_prefix: str = Field(default="predictions/", alias="PREDICTIONS_PREFIX")
+    # a job `running` for longer than this (its function died) may be claimed again by a redelivered message
+    stale_job_seconds: int = Field(default=960, alias="STALE_JOB_SECONDS", ge=1)

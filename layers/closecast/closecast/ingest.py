@@ -24,10 +24,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from closecast.db import stock_data
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError
+from closecast.errors import ConfigurationError
 from closecast.market.schema import LAST_SECOND, MAX_DATE_ID, MAX_STOCK_ID, Snapshot
+from closecast.resources.stock_data import sql as stock_data
 
 
 class Envelope(BaseModel):
@@ -186,7 +187,7 @@ def _write_isolating(api: DataApi, item: Parsed, outcome: BatchOutcome, failed: 
     quarantine just those."""
     try:
         rows, targets = _write(api, [item])
-    except (DataApiError, ValueError, TypeError) as exc:
+    except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if not _refused(exc):
             failed.add(item.record.sequence_number)
             return
@@ -272,7 +273,7 @@ def process_batch(api: DataApi, records: Sequence[StreamRecord], quarantine: Qua
     writable = [p for p in parsed_items if p.size()]
     try:
         outcome.rows_written, outcome.targets_revealed = _write(api, writable)
-    except (DataApiError, ValueError, TypeError) as exc:
+    except (DataApiError, ConfigurationError, ValueError, TypeError) as exc:
         if _refused(exc):
             # something in the batch is refused: find it, record by record and then row by row
             for item in writable:

@@ -24,7 +24,7 @@ def kaggle_example() -> Path:
 
 @pytest.fixture(scope="session")
 def example_frame(kaggle_example: Path) -> pd.DataFrame:
-    from closecast.market.kaggle import load_kaggle
+    from closecast_ml.kaggle import load_kaggle
 
     return load_kaggle([kaggle_example / "test.csv", kaggle_example / "revealed_targets.csv"]).frame
 

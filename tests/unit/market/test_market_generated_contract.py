@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast.market.dataset import iter_days, read_dataset
-from closecast.market.kaggle import frame_dtypes, load_kaggle, validate_frame
 from closecast.market.schema import KAGGLE_COLUMNS
-from closecast.market.targets import compute_targets
+from closecast_ml.dataset import iter_days, read_dataset
+from closecast_ml.kaggle import frame_dtypes, load_kaggle, validate_frame
+from closecast_ml.targets import compute_targets
 from closecast_tools.market.generate import generate_frame, write_dataset
 
 pytestmark = pytest.mark.unit

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast.market.kaggle import KaggleFormatError, frame_dtypes, load_kaggle, read_kaggle_csv
 from closecast.market.schema import KAGGLE_COLUMNS
+from closecast_ml.kaggle import KaggleFormatError, frame_dtypes, load_kaggle, read_kaggle_csv
 
 pytestmark = pytest.mark.unit
 
@@ -269,7 +269,7 @@ def test_an_unexpected_error_while_loading_becomes_a_format_error_naming_the_fil
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a reader step that fails in a way the loader does not anticipate
-    import closecast.market.kaggle as kaggle
+    import closecast_ml.kaggle as kaggle
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("wap")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from closecast.market.targets import compute_targets, load_index_weights
+from closecast_ml.targets import compute_targets, load_index_weights
 
 pytestmark = pytest.mark.unit
 

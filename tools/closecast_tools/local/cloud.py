@@ -259,6 +259,9 @@ class LocalCloud:
         for logical_id in self.template.of_type("AWS::S3::Bucket"):
             name = f"closecast-{logical_id.lower()}"
             s3.create_bucket(Bucket=name)
+            versioning = self.template.resources[logical_id].get("Properties", {}).get("VersioningConfiguration")
+            if (versioning or {}).get("Status") == "Enabled":  # object versions, as the template asks
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             res.refs[logical_id] = name
             res.attrs[logical_id] = {"Arn": f"arn:aws:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com"}
         for logical_id in self.template.of_type("AWS::Kinesis::Stream"):
@@ -420,7 +423,9 @@ class LocalCloud:
             "stream_name": self.resources.refs[stream],
             "stream_arn": self.resources.attrs[stream]["Arn"],
             "bucket": self.resources.refs[bucket],
-            "jobs_queue_url": self.resources.refs.get("JobsQueue"),
+            "train_jobs_queue_url": self.resources.refs.get("TrainJobsQueue"),
+            "inference_jobs_queue_url": self.resources.refs.get("InferenceJobsQueue"),
+            "jobs_dead_letter_queue_url": self.resources.refs.get("JobsDeadLetterQueue"),
             "ingest_failure_queue_url": self.resources.refs.get("IngestFailureQueue"),
             "db_cluster_arn": self.cluster_arn,
             "db_secret_arn": self.secret_arn,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -92,7 +92,13 @@ class FunctionSpec:
     @property
     def code_dir(self) -> str:
         if self.package_type == "Image":
-            return str(self.properties.get("Metadata", {}).get("DockerContext", ""))
+            # the handler's folder is the Dockerfile's (the context may be wider, e.g. the repository root,
+            # so that the image can copy the shared packages)
+            metadata = self.properties.get("Metadata", {})
+            dockerfile = PurePosixPath(str(metadata.get("DockerContext", "."))) / str(
+                metadata.get("Dockerfile", "Dockerfile")
+            )
+            return str(dockerfile.parent)
         return str(self.properties["CodeUri"])
 
     @property

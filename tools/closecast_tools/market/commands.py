@@ -124,8 +124,8 @@ def kinesis_target(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from closecast.market.dataset import DatasetError, date_span
-    from closecast.market.kaggle import KaggleFormatError
+    from closecast_ml.dataset import DatasetError, date_span
+    from closecast_ml.kaggle import KaggleFormatError
     from closecast_tools.market.replay import ReplayError, ReplayOptions, open_source, replay
 
     if args.from_date > args.to_date:

@@ -41,10 +41,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from closecast.market.dataset import DATASET_VERSION, MANIFEST_NAME, ORACLE_NAME, TRAIN_NAME
-from closecast.market.kaggle import expected_row_ids, frame_dtypes
 from closecast.market.schema import KAGGLE_COLUMNS, N_STOCKS, SECONDS_STEP, SNAPSHOTS_PER_DAY
-from closecast.market.targets import BPS, HORIZON_STEPS, _weights_array, targets_from_cube
+from closecast_ml.dataset import DATASET_VERSION, MANIFEST_NAME, ORACLE_NAME, TRAIN_NAME
+from closecast_ml.kaggle import expected_row_ids, frame_dtypes
+from closecast_ml.targets import BPS, HORIZON_STEPS, _weights_array, targets_from_cube
 
 STEPS = SNAPSHOTS_PER_DAY + HORIZON_STEPS  # 61: seconds 0..600
 NEAR_FAR_FROM_STEP = 300 // SECONDS_STEP

@@ -35,7 +35,8 @@ import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from closecast.market.dataset import (
+from closecast.market.schema import KAGGLE_COLUMNS, SECONDS_STEP
+from closecast_ml.dataset import (
     is_generated,
     iter_days,
     kaggle_files,
@@ -43,8 +44,7 @@ from closecast.market.dataset import (
     read_manifest,
     split_days,
 )
-from closecast.market.kaggle import load_kaggle
-from closecast.market.schema import KAGGLE_COLUMNS, SECONDS_STEP
+from closecast_ml.kaggle import load_kaggle
 
 Shape = Literal["row", "envelope"]
 MAX_RECORD_BYTES = 1024 * 1024  # data + partition key

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from closecast.config import ConfigurationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError, ResponseTooLarge, TransientDatabaseError
-from closecast.errors import Conflict, InvalidInput, NotFound
+from closecast.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 
 logger = Logger(child=True)
 
@@ -121,6 +121,11 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
     @app.exception_handler(Conflict)
     def _conflict(exc: Conflict) -> Response[str]:
         return error_response(HTTPStatus.CONFLICT, str(exc))
+
+    @app.exception_handler(ServiceUnavailable)
+    def _unavailable(exc: ServiceUnavailable) -> Response[str]:
+        logger.warning("service unavailable", extra={"error": str(exc.__cause__ or exc)})
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "5"})
 
     @app.exception_handler(TransientDatabaseError)
     def _busy(exc: TransientDatabaseError) -> Response[str]:

@@ -11,9 +11,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from closecast import aws
 from closecast.api.common import error_response, new_resolver
 from closecast.config import ApiConfig, ConfigurationError, cached
+from closecast.db.client import data_api
 from closecast.db.data_api import DataApi
 
 logger = Logger()
@@ -23,8 +23,7 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 @lru_cache(maxsize=1)
 def _data_api() -> DataApi:
-    config = cached(ApiConfig)
-    return DataApi(aws.client("rds-data"), config.cluster_arn, config.secret_arn, config.database)
+    return data_api(cached(ApiConfig))
 
 
 def http_handler(router: Router, allowed_query: dict[str, set[str]]) -> Handler:

@@ -57,19 +57,6 @@ _PAGE_TARGET_BYTES = 512 * 1024
 _BATCH_HEADROOM_BYTES = 64 * 1024
 """Bytes kept free in every BatchExecute request beyond the measured envelope."""
 
-# Codes after which the statement certainly did not run: always safe to send again.
-_RETRY_ALWAYS = frozenset(
-    {
-        "DatabaseResumingException",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailableError",
-        "ServiceUnavailableException",
-        "DatabaseUnavailableException",
-    }
-)
-# Codes after which the statement may or may not have run: retried only for idempotent statements.
-_RETRY_IF_IDEMPOTENT = frozenset({"InternalServerErrorException", "StatementTimeoutException"})
 # Message of Aurora Serverless v1 while resuming (reported as BadRequestException).
 _COMMUNICATIONS_LINK_FAILURE = "communications link failure"
 
@@ -575,14 +562,14 @@ def _describe(exc: Exception) -> tuple[str, str, int | None]:
 
 
 def _is_retryable(code: str, message: str, *, idempotent: bool) -> bool:
-    if code in _RETRY_ALWAYS or code == "ConnectionError":
+    if code in errors.RETRY_ALWAYS or code == "ConnectionError":
         return True
     if code == "BadRequestException" and _COMMUNICATIONS_LINK_FAILURE in message.lower():
         return True
-    return idempotent and (code in _RETRY_IF_IDEMPOTENT or code == "AmbiguousConnectionError")
+    return idempotent and (code in errors.RETRY_IF_IDEMPOTENT or code == "AmbiguousConnectionError")
 
 
-def _typed(code: str, message: str, status: int | None) -> errors.DataApiError:
+def _typed(code: str, message: str, status: int | None) -> errors.DataApiError | errors.ConfigurationError:
     if code in {"ConnectionError", "AmbiguousConnectionError"}:
         return errors.TransientDatabaseError(message, code=code)
     return errors.from_client_error(code, message, http_status=status)

@@ -30,7 +30,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from closecast.errors import ConfigurationError
+
 __all__ = [
+    "RETRY_ALWAYS",
+    "RETRY_IF_IDEMPOTENT",
     "CheckViolation",
     "ConfigurationError",
     "DataApiError",
@@ -66,8 +70,20 @@ class DataApiError(Exception):
         self.code = code
 
 
-class ConfigurationError(DataApiError):
-    """Wrong cluster ARN, secret ARN, database, or missing permissions. Never retried."""
+# The one list of retryable Data API error codes (the client retries by it; what is left after the retries is
+# a TransientDatabaseError). Codes after which the statement certainly did not run: always safe to send again.
+RETRY_ALWAYS = frozenset(
+    {
+        "DatabaseResumingException",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "ServiceUnavailableError",
+        "ServiceUnavailableException",
+        "DatabaseUnavailableException",
+    }
+)
+# Codes after which the statement may or may not have run: retried only for idempotent statements.
+RETRY_IF_IDEMPOTENT = frozenset({"InternalServerErrorException", "StatementTimeoutException"})
 
 
 class TransientDatabaseError(DataApiError):
@@ -248,7 +264,9 @@ _TRANSACTION_NOT_FOUND_RE = re.compile(
 )
 
 
-def from_client_error(code: str, message: str, *, http_status: int | None = None) -> DataApiError:
+def from_client_error(
+    code: str, message: str, *, http_status: int | None = None
+) -> DataApiError | ConfigurationError:
     """Map one AWS error (code, message, HTTP status) to a typed error.
 
     Retryable codes are *not* special-cased here; the client decides about retries first and calls
@@ -273,12 +291,6 @@ def from_client_error(code: str, message: str, *, http_status: int | None = None
         return RequestTooLarge(message, code=code)
     if code in _CONFIGURATION_CODES or code == "NotFoundException":
         return ConfigurationError(message, code=code)
-    if code in {
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "ServiceUnavailableError",
-        "InternalServerErrorException",
-        "DatabaseUnavailableException",
-    }:
+    if code in RETRY_ALWAYS or code in RETRY_IF_IDEMPOTENT:
         return TransientDatabaseError(message or code, code=code)
     return DataApiError(message or code, code=code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,9 +45,66 @@ SIZE_COLUMNS: tuple[str, ...] = ("imbalance_size", "matched_size", "bid_size", "
 
 
 INT4_MAX = 2**31 - 1  # the database's integer columns
-# the largest date_id whose time_id (date_id*55 + 54) still fits an integer column
-MAX_DATE_ID = (INT4_MAX - (SNAPSHOTS_PER_DAY - 1)) // SNAPSHOTS_PER_DAY
+INT16_MAX = 2**15 - 1
+# The largest date_id: what a Kaggle frame's int16 `date_id` holds (about 130 years of trading days); its
+# time_id (date_id*55 + 54) fits the database's integer columns with room to spare.
+MAX_DATE_ID = INT16_MAX
 MAX_STOCK_ID = 10_000
+
+
+@dataclass(frozen=True)
+class IntRule:
+    """A required integer in low..high, a multiple of `step`, or one of `choices` when given."""
+
+    low: int
+    high: int
+    step: int = 1
+    choices: tuple[int, ...] | None = None
+
+    def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        text = f"integer in {self.low}..{self.high}"
+        return text + (f", a multiple of {self.step}" if self.step > 1 else "")
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """A finite number or empty (null); `gt`/`ge`: its lower bound, when it has one."""
+
+    gt: float | None = None
+    ge: float | None = None
+    nullable: bool = True
+
+    def describe(self) -> str:
+        bound = (
+            f" > {self.gt:g}" if self.gt is not None else f" >= {self.ge:g}" if self.ge is not None else ""
+        )
+        return f"finite number{bound}" + (" or empty" if self.nullable else "")
+
+
+Rule = IntRule | NumberRule
+
+# THE row rules: one table, read by the stream's `Snapshot` model below and by the Kaggle loader's vectorised
+# masks (closecast_ml.kaggle). time_id and row_id are derived from the keys (`time_id_of`, `row_id_of`).
+SIZE_RULE = NumberRule(ge=0.0)
+PRICE_RULE = NumberRule(gt=0.0)
+TARGET_RULE = NumberRule()
+ROW_RULES: dict[str, Rule] = {
+    "stock_id": IntRule(0, MAX_STOCK_ID),
+    "date_id": IntRule(0, MAX_DATE_ID),
+    "seconds_in_bucket": IntRule(0, LAST_SECOND, step=SECONDS_STEP),
+    "imbalance_buy_sell_flag": IntRule(-1, 1, choices=(-1, 0, 1)),
+    **{column: SIZE_RULE for column in SIZE_COLUMNS},
+    **{column: PRICE_RULE for column in PRICE_COLUMNS},
+    "target": TARGET_RULE,
+}
+
+
+def _int_field(column: str) -> Any:
+    rule = ROW_RULES[column]
+    assert isinstance(rule, IntRule)
+    return Field(ge=rule.low, le=rule.high)
 
 
 def time_id_of(date_id: int, seconds_in_bucket: int) -> int:
@@ -57,9 +115,9 @@ def row_id_of(date_id: int, seconds_in_bucket: int, stock_id: int) -> str:
     return f"{date_id}_{seconds_in_bucket}_{stock_id}"
 
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Size = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(gt=TARGET_RULE.gt, ge=TARGET_RULE.ge, allow_inf_nan=False)]
+Size = Annotated[float, Field(gt=SIZE_RULE.gt, ge=SIZE_RULE.ge, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=PRICE_RULE.gt, ge=PRICE_RULE.ge, allow_inf_nan=False)]
 
 
 def _nan_to_none(value: Any) -> Any:
@@ -76,9 +134,9 @@ class Snapshot(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    stock_id: int = Field(ge=0, le=MAX_STOCK_ID)
-    date_id: int = Field(ge=0, le=MAX_DATE_ID)
-    seconds_in_bucket: int = Field(ge=0, le=LAST_SECOND)
+    stock_id: int = _int_field("stock_id")
+    date_id: int = _int_field("date_id")
+    seconds_in_bucket: int = _int_field("seconds_in_bucket")
     imbalance_size: Size | None = None
     imbalance_buy_sell_flag: int
     reference_price: Price | None = None
@@ -102,15 +160,19 @@ class Snapshot(BaseModel):
     @field_validator("imbalance_buy_sell_flag")
     @classmethod
     def _flag(cls, value: int) -> int:
-        if value not in (-1, 0, 1):
-            raise ValueError("must be one of -1, 0, 1")
+        rule = ROW_RULES["imbalance_buy_sell_flag"]
+        assert isinstance(rule, IntRule) and rule.choices is not None
+        if value not in rule.choices:
+            raise ValueError(f"must be {rule.describe()}")
         return value
 
     @field_validator("seconds_in_bucket")
     @classmethod
     def _step(cls, value: int) -> int:
-        if value % SECONDS_STEP:
-            raise ValueError(f"must be a multiple of {SECONDS_STEP}")
+        rule = ROW_RULES["seconds_in_bucket"]
+        assert isinstance(rule, IntRule)
+        if value % rule.step:
+            raise ValueError(f"must be a multiple of {rule.step}")
         return value
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ Layout of a generated directory:
     DIR/oracle.parquet   date_id, seconds_in_bucket, stock_id, oracle, in the same row order
                                                                      -- or DIR/oracle.csv (row_id,oracle)
 
-The frames returned have the dtypes of `closecast.market.kaggle.frame_dtypes()`, plus a float64 `oracle`
+The frames returned have the dtypes of `closecast_ml.kaggle.frame_dtypes()`, plus a float64 `oracle`
 column when asked for. A path to Kaggle CSV files (or a directory without a manifest holding train.csv, or
 test.csv and revealed_targets.csv) is read with the Kaggle loader instead.
 """
@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from closecast.market.kaggle import frame_dtypes, load_kaggle
 from closecast.market.schema import KAGGLE_COLUMNS
+from closecast_ml.kaggle import frame_dtypes, load_kaggle
 
 MANIFEST_NAME = "manifest.json"
 TRAIN_NAME = "train"
@@ -164,6 +164,25 @@ def date_span(sources: Sequence[str | Path]) -> tuple[int, int] | None:
 _NO_DATE = (1, 0)  # a date range no row is in: files are read (and checked) but no row is kept
 
 
+def read_days(
+    path: str | Path | Sequence[str | Path],
+    date_ids: Sequence[int] | None = None,
+    *,
+    with_oracle: bool = False,
+) -> pd.DataFrame:
+    """The rows of the given date_ids (all when None) of a generated directory or Kaggle files, as one frame
+    sorted by (date_id, seconds_in_bucket, stock_id). Only the span of `date_ids` is read."""
+    if date_ids is None:
+        return read_dataset(path, with_oracle=with_oracle)
+    wanted = sorted({int(d) for d in date_ids})
+    if not wanted:
+        return read_dataset(path, date_range=_NO_DATE, with_oracle=with_oracle)
+    frame = read_dataset(path, date_range=(wanted[0], wanted[-1]), with_oracle=with_oracle)
+    if len(wanted) == wanted[-1] - wanted[0] + 1:
+        return frame
+    return frame[frame["date_id"].isin(wanted)].reset_index(drop=True)
+
+
 def split_days(frame: pd.DataFrame) -> Iterator[pd.DataFrame]:
     """Consecutive runs of one date_id (the frame sorted by date) as separate frames."""
     if frame.empty:
@@ -186,6 +205,7 @@ __all__ = [
     "iter_days",
     "kaggle_files",
     "read_dataset",
+    "read_days",
     "read_manifest",
     "split_days",
 ]

@@ -99,3 +99,18 @@ def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageRe
         order_by="date_id, seconds_in_bucket, stock_id",
         request=page,
     )
+
+
+# Bulk path (closecast backfill): one statement per chunk, the rows travelling as one JSON array parameter that
+# PostgreSQL expands into records of the table's own types (Data API requests stay under 4 MiB).
+BULK_UPSERT_SQL = (
+    f"INSERT INTO stock_data ({_COLUMNS}) SELECT {_COLUMNS} "
+    "FROM json_populate_recordset(NULL::stock_data, CAST(:rows AS json)) "
+    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
+    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
+)
+
+
+def bulk_upsert_json(api: DataApi, rows_json: str) -> int:
+    """Upsert the rows of a JSON array (Kaggle columns; null for a missing value) in one statement."""
+    return api.execute(BULK_UPSERT_SQL, {"rows": rows_json}, idempotent=True).updated

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
-from closecast.api.types import INT8_MAX, MAX_PAGE, Count, DateId, RecordId, S3Uri
-from closecast.db import tables
+from closecast.api.types import INT8_MAX, MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
 from closecast.market.schema import MAX_DATE_ID
+from closecast.resources.model_inferences import sql
+from closecast.resources.model_inferences.schemas import ModelInferenceCreate, ModelInferenceRecord
+from closecast.resources.models.sql import model_exists
 
 router = Router()
 
 LIST_PARAMS = {"page", "page_size", "model_id", "date_id"}
-
-
-class ModelInferenceCreate(BaseModel):
-    model_id: RecordId
-    date_id: DateId
-    predictions_uri: S3Uri
-    n_rows: Count
-    mae: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-
-
-class ModelInferenceRecord(ModelInferenceCreate):
-    id: int
-    created_at: dt.datetime
 
 
 @router.get("/model-inferences", summary="List model inferences")
@@ -43,7 +30,7 @@ def list_model_inferences(
     model_id: Annotated[int | None, Query(ge=1, le=INT8_MAX)] = None,
     date_id: Annotated[int | None, Query(ge=0, le=MAX_DATE_ID)] = None,
 ) -> PageEnvelope[ModelInferenceRecord]:
-    result = tables.list_model_inferences(
+    result = sql.list_model_inferences(
         context_api(router), PageRequest(page, page_size), model_id=model_id, date_id=date_id
     )
     return PageEnvelope[ModelInferenceRecord].model_validate(result.envelope())
@@ -53,9 +40,9 @@ def list_model_inferences(
 @router.post("/model-inferences/", include_in_schema=False)
 def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Response[Any]:
     api = context_api(router)
-    if not tables.model_exists(api, body.model_id):
+    if not model_exists(api, body.model_id):
         raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")
-    record = tables.insert_model_inference(api, body.model_dump())
+    record = sql.insert_model_inference(api, body.model_dump())
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,

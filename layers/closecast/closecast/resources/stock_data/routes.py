@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
 from closecast.api.types import MAX_PAGE
-from closecast.db import stock_data as table
 from closecast.db.listing import PageRequest
-from closecast.market.schema import MAX_DATE_ID, MAX_STOCK_ID, Snapshot
+from closecast.market.schema import MAX_DATE_ID, MAX_STOCK_ID
+from closecast.resources.stock_data import sql
+from closecast.resources.stock_data.schemas import Snapshot, StockDataCreate, StockDataCreated
 
 router = Router()
 
@@ -29,14 +29,6 @@ LIST_PARAMS = {
 }
 
 
-class StockDataCreate(BaseModel):
-    data: list[Snapshot] = Field(min_length=1, max_length=5000)
-
-
-class StockDataCreated(BaseModel):
-    rows: int
-
-
 @router.get("/stock_data", summary="List auction snapshots")
 @router.get("/stock_data/", include_in_schema=False)
 def list_stock_data(
@@ -49,9 +41,9 @@ def list_stock_data(
     seconds_in_bucket: Annotated[int | None, Query(ge=0, le=540, multiple_of=10)] = None,
     has_target: Annotated[bool | None, Query()] = None,
 ) -> PageEnvelope[Snapshot]:
-    result = table.list_rows(
+    result = sql.list_rows(
         context_api(router),
-        table.StockDataFilter(date_id, date_id_from, date_id_to, stock_id, seconds_in_bucket, has_target),
+        sql.StockDataFilter(date_id, date_id_from, date_id_to, stock_id, seconds_in_bucket, has_target),
         PageRequest(page, page_size),
     )
     return PageEnvelope[Snapshot].model_validate(result.envelope())
@@ -60,7 +52,7 @@ def list_stock_data(
 @router.post("/stock_data", summary="Create or replace auction snapshots")
 @router.post("/stock_data/", include_in_schema=False)
 def create_stock_data(body: Annotated[StockDataCreate, Body()]) -> Response[Any]:
-    rows = table.upsert(context_api(router), body.data)
+    rows = sql.upsert(context_api(router), body.data)
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,

@@ -8,26 +8,17 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
-from closecast.api.types import MAX_PAGE, DateId
-from closecast.db import tables
+from closecast.api.types import MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.market.schema import MAX_DATE_ID
+from closecast.resources.date_mappings import sql
+from closecast.resources.date_mappings.schemas import DateMapping, DateMappingsCreate
 
 router = Router()
 
 LIST_PARAMS = {"page", "page_size", "date_id", "date_from", "date_to"}
-
-
-class DateMapping(BaseModel):
-    date_id: DateId
-    trading_date: dt.date
-
-
-class DateMappingsCreate(BaseModel):
-    data: list[DateMapping] = Field(min_length=1, max_length=5000)
 
 
 @router.get("/date_mappings", summary="List date mappings")
@@ -39,7 +30,7 @@ def list_date_mappings(
     date_from: Annotated[dt.date | None, Query()] = None,
     date_to: Annotated[dt.date | None, Query()] = None,
 ) -> PageEnvelope[DateMapping]:
-    result = tables.list_date_mappings(
+    result = sql.list_date_mappings(
         context_api(router),
         PageRequest(page, page_size),
         date_id=date_id,
@@ -52,5 +43,5 @@ def list_date_mappings(
 @router.post("/date_mappings", summary="Create or correct date mappings")
 @router.post("/date_mappings/", include_in_schema=False)
 def create_date_mappings(body: Annotated[DateMappingsCreate, Body()]) -> Response[Any]:
-    n = tables.upsert_date_mappings(context_api(router), [(m.date_id, m.trading_date) for m in body.data])
+    n = sql.upsert_date_mappings(context_api(router), [(m.date_id, m.trading_date) for m in body.data])
     return Response(status_code=201, content_type=content_types.APPLICATION_JSON, body=f'{{"rows": {n}}}')

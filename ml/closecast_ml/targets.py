@@ -25,7 +25,7 @@ BPS = 10_000.0
 
 @lru_cache(maxsize=1)
 def _weights_array() -> np.ndarray:
-    with resources.files("closecast.market").joinpath("index_weights.csv").open("r") as handle:
+    with resources.files("closecast_ml").joinpath("index_weights.csv").open("r") as handle:
         table = pd.read_csv(handle, dtype={"stock_id": "int64", "weight": "float64"})
     weights = np.full(int(table["stock_id"].max()) + 1, np.nan)
     weights[table["stock_id"].to_numpy()] = table["weight"].to_numpy()

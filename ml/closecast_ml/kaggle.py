@@ -10,7 +10,8 @@ order, sorted by (date_id, seconds_in_bucket, stock_id), with the dtypes of `fra
   holds only to float32 precision); `target` is always float64 so that recomputed targets compare exactly;
 * row_id: pandas string. Empty cells become NaN.
 
-Validation is vectorised and follows the rules of `closecast.market.schema.Snapshot` (flag in {-1, 0, 1},
+Validation is vectorised and reads the layer's one table of row rules, `closecast.market.schema.ROW_RULES`,
+which the stream's `Snapshot` model reads too (flag in {-1, 0, 1},
 seconds a multiple of 10 in 0..540, sizes >= 0, prices > 0 or null, finite numbers, time_id/row_id formulas).
 A row that breaks a rule is left out of the frame and reported in `LoadReport` with its file, line and column
 (nothing is dropped silently); so is a later row repeating the (date_id, seconds_in_bucket, stock_id) of an
@@ -30,7 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import pandas as pd
@@ -39,15 +40,19 @@ import pyarrow.compute as pc
 
 from closecast.market.schema import (
     KAGGLE_COLUMNS,
-    LAST_SECOND,
+    MAX_DATE_ID,
+    MAX_STOCK_ID,
     PRICE_COLUMNS,
+    ROW_RULES,
     SECONDS_STEP,
     SIZE_COLUMNS,
     SNAPSHOTS_PER_DAY,
+    IntRule,
+    NumberRule,
 )
+from closecast_ml.frames import INT_COLUMNS, FloatDtype, frame_dtypes
 
 FileKind = Literal["train", "test", "revealed_targets"]
-FloatDtype = Literal["float64", "float32"]
 
 TEST_COLUMNS: tuple[str, ...] = tuple(c for c in KAGGLE_COLUMNS if c != "target")
 REVEALED_COLUMNS: tuple[str, ...] = (
@@ -64,31 +69,7 @@ SCHEMAS: dict[FileKind, tuple[str, ...]] = {
     "test": TEST_COLUMNS,
     "revealed_targets": REVEALED_COLUMNS,
 }
-INT_COLUMNS: dict[str, str] = {
-    "stock_id": "int16",
-    "date_id": "int16",
-    "seconds_in_bucket": "int16",
-    "imbalance_buy_sell_flag": "int8",
-    "time_id": "int32",
-}
-MAX_STOCK_ID = 10_000
-MAX_DATE_ID = int(np.iinfo(np.int16).max)
 DEFAULT_CHUNKSIZE = 500_000
-
-
-def frame_dtypes(float_dtype: FloatDtype = "float64") -> dict[str, str]:
-    """The dtype of each Kaggle column in the frames this module (and `dataset.py`) return."""
-    dtypes: dict[str, str] = {}
-    for column in KAGGLE_COLUMNS:
-        if column in INT_COLUMNS:
-            dtypes[column] = INT_COLUMNS[column]
-        elif column == "row_id":
-            dtypes[column] = "str"
-        elif column == "target":
-            dtypes[column] = "float64"
-        else:
-            dtypes[column] = float_dtype
-    return dtypes
 
 
 class KaggleFormatError(ValueError):
@@ -371,37 +352,53 @@ def _rule_masks(chunk: pd.DataFrame, kind: FileKind) -> list[tuple[str, str, np.
     """(column, rule, bad mask) for every rule of the schema that applies to this file kind."""
     rules: list[tuple[str, str, np.ndarray]] = []
 
-    def required_int(column: str, low: int, high: int) -> np.ndarray:
+    def int_rule(column: str) -> IntRule:
+        rule = ROW_RULES[column]
+        assert isinstance(rule, IntRule)
+        return rule
+
+    def required_int(column: str, rule: IntRule) -> np.ndarray:
         values = chunk[column].to_numpy(dtype=np.float64)
-        bad = ~_integral(values) | (values < low) | (values > high)
-        rules.append((column, f"required integer in {low}..{high}", bad))
+        if rule.choices is not None:
+            bad = ~np.isin(values, np.asarray(rule.choices, dtype=np.float64))
+            rules.append((column, f"required, {rule.describe()}", bad))
+        else:
+            bad = ~_integral(values) | (values < rule.low) | (values > rule.high)
+            rules.append((column, f"required integer in {rule.low}..{rule.high}", bad))
         return np.where(bad, 0, values).astype(np.int64)
 
-    stock = required_int("stock_id", 0, MAX_STOCK_ID)
+    def number(column: str, rule: NumberRule, source: str | None = None) -> None:
+        values = chunk[source or column].to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            good = np.isfinite(values)
+            if rule.gt is not None:
+                good &= values > rule.gt
+            if rule.ge is not None:
+                good &= values >= rule.ge
+            bad = ~good & ~np.isnan(values) if rule.nullable else ~good
+        rules.append((source or column, f"must be a {rule.describe()}", bad))
+
+    stock = required_int("stock_id", int_rule("stock_id"))
     date_column = "revealed_date_id" if kind == "revealed_targets" else "date_id"
-    date = required_int(date_column, 0, MAX_DATE_ID)
-    seconds = required_int("seconds_in_bucket", 0, LAST_SECOND)
-    rules.append(("seconds_in_bucket", f"must be a multiple of {SECONDS_STEP}", seconds % SECONDS_STEP != 0))
+    date = required_int(date_column, int_rule("date_id"))
+    seconds_rule = int_rule("seconds_in_bucket")
+    seconds = required_int("seconds_in_bucket", seconds_rule)
+    rules.append(
+        ("seconds_in_bucket", f"must be a multiple of {seconds_rule.step}", seconds % seconds_rule.step != 0)
+    )
     if kind == "revealed_targets":
         target = chunk["revealed_target"].to_numpy(dtype=np.float64)
         rules.append(("revealed_target", "required finite number", ~np.isfinite(target)))
         return rules
-    flag = chunk["imbalance_buy_sell_flag"].to_numpy(dtype=np.float64)
-    rules.append(("imbalance_buy_sell_flag", "required, one of -1, 0, 1", ~np.isin(flag, (-1.0, 0.0, 1.0))))
-    with np.errstate(invalid="ignore"):
-        for column in SIZE_COLUMNS:
-            values = chunk[column].to_numpy(dtype=np.float64)
-            rules.append(
-                (column, "must be a finite number >= 0 or empty", ~np.isnan(values) & ~(values >= 0))
-            )
-            rules[-1][2][np.isinf(values)] = True
-        for column in PRICE_COLUMNS:
-            values = chunk[column].to_numpy(dtype=np.float64)
-            bad = ~np.isnan(values) & ~((values > 0) & np.isfinite(values))
-            rules.append((column, "must be a finite number > 0 or empty", bad))
+    required_int("imbalance_buy_sell_flag", int_rule("imbalance_buy_sell_flag"))
+    for column in (*SIZE_COLUMNS, *PRICE_COLUMNS):
+        rule = ROW_RULES[column]
+        assert isinstance(rule, NumberRule)
+        number(column, rule)
     if kind == "train":
-        target = chunk["target"].to_numpy(dtype=np.float64)
-        rules.append(("target", "must be a finite number or empty", np.isinf(target)))
+        rule = ROW_RULES["target"]
+        assert isinstance(rule, NumberRule)
+        number("target", rule)
     time_id = chunk["time_id"].to_numpy(dtype=np.float64)
     rules.append(("time_id", "missing field (Kaggle always has a time_id)", np.isnan(time_id)))
     expected_time = date * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP
@@ -764,3 +761,43 @@ def validate_frame(frame: pd.DataFrame, *, file: str = "<frame>") -> LoadReport:
     _validate_chunk(chunk, "train", file, np.arange(len(chunk)) + 2, report)
     report.rows_loaded = len(frame) - report.bad_rows
     return report
+
+
+def load_train(path: str | Path, **options: Any) -> pd.DataFrame:
+    """A Kaggle `train.csv` (or a file of its schema) as a validated frame (bad rows left out: see
+    `load_kaggle` for the report)."""
+    return load_kaggle(path, **options).frame
+
+
+def load_test(path: str | Path, revealed_targets: str | Path | None = None, **options: Any) -> pd.DataFrame:
+    """A Kaggle `test.csv` as a frame (`target` NaN), with the targets of `revealed_targets.csv` joined when
+    given (a revealed target belongs to the day of its `revealed_date_id`)."""
+    paths: list[str | Path] = [path] if revealed_targets is None else [path, revealed_targets]
+    return load_kaggle(paths, **options).frame
+
+
+def load_revealed_targets(path: str | Path, **options: Any) -> pd.DataFrame:
+    """`revealed_targets.csv` as (date_id, seconds_in_bucket, stock_id, target), date_id being the target's
+    own day (the file's `revealed_date_id`; its `date_id` is the day the targets were revealed on)."""
+    return read_kaggle_csv(path, **options).frame
+
+
+__all__ = [
+    "INT_COLUMNS",
+    "KAGGLE_COLUMNS",
+    "MAX_DATE_ID",
+    "MAX_STOCK_ID",
+    "BadCell",
+    "FloatDtype",
+    "KaggleData",
+    "KaggleFormatError",
+    "LoadReport",
+    "expected_row_ids",
+    "frame_dtypes",
+    "load_kaggle",
+    "load_revealed_targets",
+    "load_test",
+    "load_train",
+    "read_kaggle_csv",
+    "validate_frame",
+]

@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel, Field
 
 from closecast.api.common import PageEnvelope, context_api
-from closecast.api.types import MAX_PAGE, DateId, JsonObject, RecordId, S3Uri, Text
-from closecast.db import tables
+from closecast.api.types import MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
-from closecast.market.schema import INT4_MAX
+from closecast.resources.models import sql
+from closecast.resources.models.schemas import ModelCreate, ModelRecord
 
 router = Router()
 
 LIST_PARAMS = {"page", "page_size", "name"}
-
-
-class ModelCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
-    version: int | None = Field(default=None, ge=1, le=INT4_MAX)
-    artifact_uri: S3Uri
-    metadata_uri: S3Uri | None = None
-    parent_id: RecordId | None = None
-    last_trained_date_id: DateId | None = None
-    feature_set: Text = Field(min_length=1, max_length=100)
-    params: JsonObject = {}
-    metrics: JsonObject = {}
-
-
-class ModelRecord(ModelCreate):
-    id: int
-    version: int
-    created_at: dt.datetime
 
 
 @router.get("/models", summary="List models")
@@ -47,7 +27,7 @@ def list_models(
     page_size: Annotated[int, Query(ge=1, le=1000)] = 100,
     name: Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")] = None,
 ) -> PageEnvelope[ModelRecord]:
-    result = tables.list_models(context_api(router), PageRequest(page, page_size), name=name)
+    result = sql.list_models(context_api(router), PageRequest(page, page_size), name=name)
     return PageEnvelope[ModelRecord].model_validate(result.envelope())
 
 
@@ -55,9 +35,9 @@ def list_models(
 @router.post("/models/", include_in_schema=False)
 def create_model(body: Annotated[ModelCreate, Body()]) -> Response[Any]:
     api = context_api(router)
-    if body.parent_id is not None and not tables.model_exists(api, body.parent_id):
+    if body.parent_id is not None and not sql.model_exists(api, body.parent_id):
         raise InvalidInput(f"model {body.parent_id} does not exist", field="parent_id")
-    record = tables.insert_model(api, body.model_dump())
+    record = sql.insert_model(api, body.model_dump())
     return Response(
         status_code=201,
         content_type=content_types.APPLICATION_JSON,

@@ -1,0 +1,1 @@
+"""The /date_mappings/ resource."""

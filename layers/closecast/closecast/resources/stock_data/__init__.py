@@ -1,0 +1,1 @@
+"""The /stock_data/ resource."""

@@ -1,0 +1,465 @@
+"""Features: one pure function of a day's rows up to each second (no look-ahead).
+
+Every feature of a row (stock i, second t, day d) is computed from rows of day d at seconds <= t only: the row
+itself, the same stock's earlier snapshots (lags of 1..6 steps of 10 s) and the cross-section of all stocks at
+second t. So the same numbers come out whether a whole day is computed at once (`day_features`) or one
+200-stock snapshot at a time as the stream delivers it (`SnapshotFeaturizer`): both paths scatter rows into
+(time, stock) arrays and run the same vectorised code, `_compute`, on them; the whole-day path on all of a
+day's seconds at once, the snapshot path on one second with the day's earlier seconds as its lags.
+
+Sets (named and versioned; a model stores its set's name, version and column list):
+
+* `seed`: exactly the seed project's 29 columns: 12 raw columns, `imb_s1`, `imb_s2` and the 15 pairwise
+  differences of the six prices.
+* `full`: the seed's 29, plus imbalance ratios over size pairs and price/size triplets, the book's mid, spread
+  and gaps, changes over the last 1-6 snapshots of the same stock and day, deviations from the index-weighted
+  cross-section at the same second, time groups, and per-stock statistics learned at training time
+  (`learn_stats`, stored with the model) with signals scaled by them.
+
+Never `row_id`, `time_id`, `date_id` or `target`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from closecast.market.schema import LAST_SECOND, SECONDS_STEP, SNAPSHOTS_PER_DAY
+from closecast_ml.targets import _weights_array
+
+RAW_COLUMNS: tuple[str, ...] = (
+    "seconds_in_bucket",
+    "imbalance_buy_sell_flag",
+    "imbalance_size",
+    "matched_size",
+    "bid_size",
+    "ask_size",
+    "reference_price",
+    "far_price",
+    "near_price",
+    "ask_price",
+    "bid_price",
+    "wap",
+)
+PRICES: tuple[str, ...] = ("reference_price", "far_price", "near_price", "ask_price", "bid_price", "wap")
+PRICE_PAIRS: tuple[tuple[str, str], ...] = tuple(combinations(PRICES, 2))
+SIZE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("imbalance_size", "bid_size"),
+    ("imbalance_size", "ask_size"),
+    ("matched_size", "bid_size"),
+    ("matched_size", "ask_size"),
+)
+PRICE_TRIPLETS: tuple[tuple[str, str, str], ...] = (
+    ("ask_price", "bid_price", "wap"),
+    ("ask_price", "bid_price", "reference_price"),
+    ("reference_price", "near_price", "wap"),
+    ("reference_price", "far_price", "near_price"),
+)
+SIZE_TRIPLETS: tuple[tuple[str, str, str], ...] = (
+    ("imbalance_size", "bid_size", "ask_size"),
+    ("matched_size", "bid_size", "ask_size"),
+)
+WAP_LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
+OTHER_LAGS: tuple[int, ...] = (1, 3, 6)
+MAX_LAG = 6
+# columns whose earlier snapshots the features read
+LAGGED_COLUMNS: tuple[str, ...] = ("wap", "reference_price", "matched_size", "bid_size", "ask_size", "ask_price",
+                                   "bid_price", "imbalance_size", "imbalance_buy_sell_flag")  # fmt: skip
+STAT_NAMES: tuple[str, ...] = ("stock_vol", "stock_target_std", "stock_spread", "stock_matched")
+CROSS_SECTION: tuple[str, ...] = (
+    "wap_ret_1",
+    "wap_ret_3",
+    "wap_ret_6",
+    "signed_imb",
+    "ref_gap",
+    "wap_gap",
+    "imb_s1",
+)
+
+
+def _diff_name(a: str, b: str) -> str:
+    return f"{a}_minus_{b}"
+
+
+SEED_FEATURES: tuple[str, ...] = (
+    *RAW_COLUMNS,
+    "imb_s1",
+    "imb_s2",
+    *(_diff_name(a, b) for a, b in PRICE_PAIRS),
+)
+FULL_FEATURES: tuple[str, ...] = (
+    *SEED_FEATURES,
+    *(f"{a}_{b}_imb" for a, b in SIZE_PAIRS),
+    *(f"{a}_{b}_{c}_imb2" for a, b, c in (*PRICE_TRIPLETS, *SIZE_TRIPLETS)),
+    "signed_imb",
+    "spread",
+    "ref_gap",
+    "wap_gap",
+    "near_gap",
+    "book_over_matched",
+    *(f"wap_ret_{k}" for k in WAP_LAGS),
+    *(f"ref_ret_{k}" for k in OTHER_LAGS),
+    *(f"signed_imb_chg_{k}" for k in OTHER_LAGS),
+    *(f"matched_chg_{k}" for k in (1, 3)),
+    "imb_s1_chg_1",
+    "ref_gap_chg_1",
+    *(f"{name}_xs_dev" for name in CROSS_SECTION),
+    "xs_wap_ret_6",
+    "time_group",
+    "auction_phase",
+    *STAT_NAMES,
+    "signed_imb_x_vol",
+    "ref_gap_over_vol",
+    "wap_gap_over_vol",
+    "matched_over_stock",
+)
+FEATURE_SETS: dict[str, tuple[str, ...]] = {"seed": SEED_FEATURES, "full": FULL_FEATURES}
+FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 1}
+FORBIDDEN = frozenset({"row_id", "time_id", "date_id", "target"})
+assert not FORBIDDEN & {*SEED_FEATURES, *FULL_FEATURES}
+
+
+class UnknownFeatureSet(ValueError):
+    """A feature set name that is not in `FEATURE_SETS`."""
+
+
+def feature_names(feature_set: str) -> list[str]:
+    try:
+        return list(FEATURE_SETS[feature_set])
+    except KeyError:
+        raise UnknownFeatureSet(
+            f"unknown feature set {feature_set!r}; known: {', '.join(sorted(FEATURE_SETS))}"
+        ) from None
+
+
+# --- per-stock statistics ------------------------------------------------------------------------------------
+
+
+def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
+    """Per-stock statistics of the training rows, indexed by stock_id (None where a stock has none):
+    volatility of 10-second WAP moves, standard deviation of the target, median relative spread, median
+    matched size. JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
+    if rows.empty:
+        return {name: [] for name in STAT_NAMES}
+    stock = rows["stock_id"].to_numpy(dtype=np.int64)
+    n = int(stock.max()) + 1
+    frame = pd.DataFrame(
+        {
+            "stock_id": stock,
+            "date_id": rows["date_id"].to_numpy(dtype=np.int64),
+            "seconds": rows["seconds_in_bucket"].to_numpy(dtype=np.int64),
+            "wap": rows["wap"].to_numpy(dtype=np.float64),
+            "target": rows["target"].to_numpy(dtype=np.float64) if "target" in rows else np.nan,
+            "spread": (rows["ask_price"] - rows["bid_price"]).to_numpy(dtype=np.float64)
+            / ((rows["ask_price"] + rows["bid_price"]).to_numpy(dtype=np.float64) / 2.0),
+            "matched": rows["matched_size"].to_numpy(dtype=np.float64),
+        }
+    ).sort_values(["stock_id", "date_id", "seconds"], kind="stable")
+    same = (frame["stock_id"].diff() == 0) & (frame["date_id"].diff() == 0)
+    frame["ret"] = np.where(same, frame["wap"] / frame["wap"].shift(1) - 1.0, np.nan)
+    grouped = frame.groupby("stock_id")
+    table = pd.DataFrame(
+        {
+            "stock_vol": grouped["ret"].std(),
+            "stock_target_std": grouped["target"].std(),
+            "stock_spread": grouped["spread"].median(),
+            "stock_matched": grouped["matched"].median(),
+        }
+    ).reindex(pd.RangeIndex(n))
+    return {
+        name: [None if not np.isfinite(v) else float(v) for v in table[name].to_numpy(dtype=np.float64)]
+        for name in STAT_NAMES
+    }
+
+
+def stats_arrays(stats: Mapping[str, Sequence[float | None]] | None, n_stocks: int) -> dict[str, np.ndarray]:
+    """`learn_stats` output as float64 arrays of length `n_stocks` (NaN where unknown)."""
+    out: dict[str, np.ndarray] = {}
+    for name in STAT_NAMES:
+        values = np.full(n_stocks, np.nan)
+        known = list((stats or {}).get(name, []))[:n_stocks]
+        if known:
+            values[: len(known)] = np.array([np.nan if v is None else v for v in known], dtype=np.float64)
+        out[name] = values
+    return out
+
+
+def _index_weights(n_stocks: int) -> np.ndarray:
+    """The index weight of each stock id below n_stocks; stocks beyond the table get the mean weight."""
+    table = _weights_array()
+    weights = np.full(n_stocks, 1.0 / len(table))
+    weights[: min(n_stocks, len(table))] = table[:n_stocks]
+    return weights
+
+
+# --- the one computation ----------------------------------------------------------------------------------
+
+Lag = Callable[[str, int], np.ndarray]
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = a / b
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _imb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return _ratio(a - b, a + b)
+
+
+def _imb2(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """(max - mid) / (mid - min) of three arrays: where the middle one sits between the other two."""
+    high = np.fmax(np.fmax(a, b), c)
+    low = np.fmin(np.fmin(a, b), c)
+    middle = a + b + c - high - low
+    return _ratio(high - middle, middle - low)
+
+
+def _xs_mean(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Index-weighted mean over the stocks (last axis) that have a value, per row: (n, S) -> (n, 1).
+    Elementwise products and a per-row sum, so one row gives the same bits alone as inside a larger array."""
+    present = ~np.isnan(x)
+    total = np.where(present, x * weights, 0.0).sum(axis=-1, keepdims=True)
+    weight = np.where(present, weights, 0.0).sum(axis=-1, keepdims=True)
+    return _ratio(total, weight)
+
+
+def _lagged(lag: Lag, k: int) -> Callable[[str], np.ndarray]:
+    return lambda column: lag(column, k)
+
+
+def _compute(
+    col: Mapping[str, np.ndarray],
+    lag: Lag,
+    seconds: np.ndarray,
+    stats: Mapping[str, np.ndarray],
+    weights: np.ndarray,
+    names: Sequence[str],
+) -> dict[str, np.ndarray]:
+    """The features `names` on (n, S) arrays: `col[c]` the values at each of n seconds for S stocks (NaN =
+    no row), `lag(c, k)` the same stock's value k snapshots earlier (NaN before the day's start), `seconds`
+    (n, 1). Every operation is elementwise or a per-row reduction over stocks: no row reads a later second."""
+    out: dict[str, np.ndarray] = {}
+    shape = col["wap"].shape
+    for raw in RAW_COLUMNS:
+        out[raw] = np.broadcast_to(seconds, shape) if raw == "seconds_in_bucket" else col[raw]
+    out["imb_s1"] = _imb(col["bid_size"], col["ask_size"])
+    out["imb_s2"] = _ratio(
+        col["imbalance_size"] - col["matched_size"], col["matched_size"] + col["imbalance_size"]
+    )
+    for a, b in PRICE_PAIRS:
+        out[_diff_name(a, b)] = col[a] - col[b]
+    if "signed_imb" not in names:
+        return out
+
+    for a, b in SIZE_PAIRS:
+        out[f"{a}_{b}_imb"] = _imb(col[a], col[b])
+    for a, b, c in (*PRICE_TRIPLETS, *SIZE_TRIPLETS):
+        out[f"{a}_{b}_{c}_imb2"] = _imb2(col[a], col[b], col[c])
+
+    def signed_imb(get: Callable[[str], np.ndarray]) -> np.ndarray:
+        return _ratio(get("imbalance_buy_sell_flag") * get("imbalance_size"), get("matched_size"))
+
+    def mid_of(get: Callable[[str], np.ndarray]) -> np.ndarray:
+        return (get("ask_price") + get("bid_price")) * 0.5
+
+    def ref_gap(get: Callable[[str], np.ndarray]) -> np.ndarray:
+        return _ratio(get("reference_price"), mid_of(get)) - 1.0
+
+    now = col.__getitem__
+    mid = mid_of(now)
+    out["signed_imb"] = signed_imb(now)
+    out["spread"] = _ratio(col["ask_price"] - col["bid_price"], mid)
+    out["ref_gap"] = ref_gap(now)
+    out["wap_gap"] = _ratio(col["wap"], mid) - 1.0
+    out["near_gap"] = _ratio(col["near_price"], col["reference_price"]) - 1.0
+    out["book_over_matched"] = _ratio(col["bid_size"] + col["ask_size"], col["matched_size"])
+
+    for k in WAP_LAGS:
+        out[f"wap_ret_{k}"] = _ratio(col["wap"], lag("wap", k)) - 1.0
+    for k in OTHER_LAGS:
+        out[f"ref_ret_{k}"] = _ratio(col["reference_price"], lag("reference_price", k)) - 1.0
+        out[f"signed_imb_chg_{k}"] = out["signed_imb"] - signed_imb(_lagged(lag, k))
+    for k in (1, 3):
+        out[f"matched_chg_{k}"] = _ratio(col["matched_size"], lag("matched_size", k)) - 1.0
+    out["imb_s1_chg_1"] = out["imb_s1"] - _imb(lag("bid_size", 1), lag("ask_size", 1))
+    out["ref_gap_chg_1"] = out["ref_gap"] - ref_gap(_lagged(lag, 1))
+
+    for name in CROSS_SECTION:
+        mean = _xs_mean(out[name], weights)
+        out[f"{name}_xs_dev"] = out[name] - mean
+        if name == "wap_ret_6":
+            out["xs_wap_ret_6"] = np.broadcast_to(mean, shape)
+
+    out["time_group"] = np.broadcast_to(seconds // 60, shape).astype(np.float64)
+    out["auction_phase"] = np.broadcast_to(seconds >= 300, shape).astype(np.float64)
+
+    for name in STAT_NAMES:
+        out[name] = np.broadcast_to(stats[name], shape)
+    out["signed_imb_x_vol"] = out["signed_imb"] * stats["stock_vol"]
+    out["ref_gap_over_vol"] = _ratio(out["ref_gap"], np.broadcast_to(stats["stock_vol"], shape))
+    out["wap_gap_over_vol"] = _ratio(out["wap_gap"], np.broadcast_to(stats["stock_vol"], shape))
+    out["matched_over_stock"] = _ratio(col["matched_size"], np.broadcast_to(stats["stock_matched"], shape))
+    return out
+
+
+_INPUTS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "seconds_in_bucket")
+
+
+def _matrix(
+    features: dict[str, np.ndarray], names: Sequence[str], cells: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    """The features of the given cells of the arrays, as a float32 (rows, features) matrix."""
+    matrix = np.empty((len(cells[0]), len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        matrix[:, j] = features[name][cells]
+    return matrix
+
+
+def day_matrix(
+    rows: pd.DataFrame, feature_set: str, stats: Mapping[str, Sequence[float | None]] | None = None
+) -> np.ndarray:
+    """`day_features` as a float32 matrix (rows in the order of `rows`, columns `feature_names(feature_set)`).
+    `rows` may hold several days; each day only sees itself."""
+    names = feature_names(feature_set)
+    if rows.empty:
+        return np.empty((0, len(names)), dtype=np.float32)
+    day_codes, _ = pd.factorize(rows["date_id"].to_numpy(), sort=True)
+    seconds = rows["seconds_in_bucket"].to_numpy(dtype=np.int64)
+    steps = seconds // SECONDS_STEP
+    if (seconds % SECONDS_STEP).any() or steps.min() < 0 or steps.max() > LAST_SECOND // SECONDS_STEP:
+        raise ValueError("seconds_in_bucket must be multiples of 10 in 0..540")
+    stocks = rows["stock_id"].to_numpy(dtype=np.int64)
+    n_days, n_stocks = int(day_codes.max()) + 1, int(stocks.max()) + 1
+    time_index = day_codes * SNAPSHOTS_PER_DAY + steps
+    cube_shape = (n_days, SNAPSHOTS_PER_DAY, n_stocks)
+    flat = (n_days * SNAPSHOTS_PER_DAY, n_stocks)
+    columns: dict[str, np.ndarray] = {}
+    for column in _INPUTS:
+        cube = np.full(flat, np.nan)
+        cube[time_index, stocks] = rows[column].to_numpy(dtype=np.float64)
+        columns[column] = cube
+
+    def lag(column: str, k: int) -> np.ndarray:
+        cube = columns[column].reshape(cube_shape)
+        shifted = np.full(cube_shape, np.nan)
+        shifted[:, k:, :] = cube[:, :-k, :]
+        return shifted.reshape(flat)
+
+    seconds_column = np.tile(np.arange(SNAPSHOTS_PER_DAY, dtype=np.int64) * SECONDS_STEP, n_days)[:, None]
+    features = _compute(
+        columns, lag, seconds_column, stats_arrays(stats, n_stocks), _index_weights(n_stocks), names
+    )
+    return _matrix(features, names, (time_index, stocks))
+
+
+def day_features(
+    rows: pd.DataFrame, feature_set: str, stats: Mapping[str, Sequence[float | None]] | None = None
+) -> pd.DataFrame:
+    """The features of every row of a day (or several days) at once: a float32 frame on `rows.index`, with the
+    columns of `feature_names(feature_set)`. `stats`: the model's per-stock statistics (`learn_stats`)."""
+    names = feature_names(feature_set)
+    return pd.DataFrame(day_matrix(rows, feature_set, stats), index=rows.index, columns=names)
+
+
+class SnapshotFeaturizer:
+    """The features of one snapshot (all stocks at one second) at a time, given the day's earlier snapshots.
+
+    `add(rows)` takes the rows of one second of one day (any stocks), remembers them and returns their features
+    in row order, the same values `day_features` computes for them on the whole day. A snapshot of another
+    date_id starts a new day. Vectorised over the stocks: one pass of `_compute` on a (1, stocks) slice."""
+
+    def __init__(
+        self,
+        feature_set: str,
+        stats: Mapping[str, Sequence[float | None]] | None = None,
+        n_stocks: int = 200,
+    ) -> None:
+        self.feature_set = feature_set
+        self.names = feature_names(feature_set)
+        self._stats_source = stats
+        self._date_id: int | None = None
+        self._resize(n_stocks)
+
+    def _resize(self, n_stocks: int) -> None:
+        self.n_stocks = n_stocks
+        self._stats = stats_arrays(self._stats_source, n_stocks)
+        self._weights = _index_weights(n_stocks)
+        old = getattr(self, "_history", None)
+        self._history = {c: np.full((SNAPSHOTS_PER_DAY, n_stocks), np.nan) for c in _INPUTS}
+        if old is not None:
+            for column, values in old.items():
+                self._history[column][:, : values.shape[1]] = values
+
+    def reset(self, date_id: int | None = None) -> None:
+        """Forget the day's snapshots (a new day starts)."""
+        self._date_id = date_id
+        for values in self._history.values():
+            values.fill(np.nan)
+
+    def add(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Features of one snapshot's rows (a float32 frame on `rows.index`)."""
+        return pd.DataFrame(self.add_matrix(rows), index=rows.index, columns=self.names)
+
+    def add_matrix(self, rows: pd.DataFrame) -> np.ndarray:
+        """`add` as a float32 matrix (rows in the order given)."""
+        dates = rows["date_id"].to_numpy()
+        seconds = rows["seconds_in_bucket"].to_numpy()
+        if len(rows) == 0:
+            return np.empty((0, len(self.names)), dtype=np.float32)
+        if (dates != dates[0]).any() or (seconds != seconds[0]).any():
+            raise ValueError("a snapshot is the rows of one date_id and one seconds_in_bucket")
+        second = int(seconds[0])
+        if second % SECONDS_STEP or not 0 <= second <= LAST_SECOND:
+            raise ValueError("seconds_in_bucket must be a multiple of 10 in 0..540")
+        if int(dates[0]) != self._date_id:
+            self.reset(int(dates[0]))
+        stocks = rows["stock_id"].to_numpy(dtype=np.int64)
+        if int(stocks.max()) >= self.n_stocks:
+            self._resize(int(stocks.max()) + 1)
+        step = second // SECONDS_STEP
+        current: dict[str, np.ndarray] = {}
+        for column in _INPUTS:
+            line = self._history[column][step]
+            line.fill(np.nan)
+            line[stocks] = rows[column].to_numpy(dtype=np.float64)
+            current[column] = line[None, :]
+        nan_row = np.full((1, self.n_stocks), np.nan)
+
+        def lag(column: str, k: int) -> np.ndarray:
+            return self._history[column][step - k][None, :] if step >= k else nan_row
+
+        features = _compute(
+            current, lag, np.array([[second]], dtype=np.int64), self._stats, self._weights, self.names
+        )
+        return _matrix(features, self.names, (np.zeros(len(stocks), dtype=np.int64), stocks))
+
+
+def describe(feature_set: str) -> dict[str, Any]:
+    """Name, version and columns of a feature set (what a model's metadata records)."""
+    return {
+        "feature_set": feature_set,
+        "feature_set_version": FEATURE_SET_VERSIONS[feature_set],
+        "features": feature_names(feature_set),
+    }
+
+
+__all__ = [
+    "FEATURE_SETS",
+    "FEATURE_SET_VERSIONS",
+    "FULL_FEATURES",
+    "SEED_FEATURES",
+    "SnapshotFeaturizer",
+    "UnknownFeatureSet",
+    "day_features",
+    "day_matrix",
+    "describe",
+    "feature_names",
+    "learn_stats",
+    "stats_arrays",
+]
