@@ -1,7 +1,8 @@
 """Lambda entry point: applies the SQL migrations through the Data API.
 
 Invoked by CloudFormation as a custom resource on deploy (Create/Update migrate, Delete keeps the data), or
-directly (`{"action": "migrate"}`), which is what the local cloud does at start.
+directly (`{"action": "migrate"}`), which is what the local cloud does at start. It alone uses the master
+secret; after the migrations it sets the reader and writer roles' passwords from their own secrets.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from closecast.config import DatabaseConfig, cached
+from closecast import aws
+from closecast.config import MigrateConfig, cached
 from closecast.custom_resource import respond
 from closecast.db.client import data_api
 from closecast.db.migrations import apply_migrations
+from closecast.db.roles import set_role_passwords
 
 logger = Logger()
 
 
 def _migrate() -> list[str]:
-    config = cached(DatabaseConfig)
-    applied = apply_migrations(data_api(config))
-    logger.info("migrations applied", extra={"applied": applied})
+    config = cached(MigrateConfig)
+    api = data_api(config)
+    applied = apply_migrations(api)
+    roles = set_role_passwords(
+        api, aws.client("secretsmanager"), [config.reader_secret_arn, config.writer_secret_arn]
+    )
+    logger.info("migrations applied", extra={"applied": applied, "roles": roles})
     return applied
 
 

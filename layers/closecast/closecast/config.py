@@ -8,13 +8,21 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import cache
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from closecast.errors import ConfigurationError
 
-__all__ = ["ApiConfig", "ConfigurationError", "DatabaseConfig", "IngestConfig", "cached", "load"]
+__all__ = [
+    "ApiConfig",
+    "ConfigurationError",
+    "DatabaseConfig",
+    "IngestConfig",
+    "MigrateConfig",
+    "cached",
+    "load",
+]
 
 
 class _EnvModel(BaseModel):
@@ -28,7 +36,21 @@ class DatabaseConfig(_EnvModel):
 
 
 class ApiConfig(DatabaseConfig):
-    """The REST resource functions."""
+    """The REST resource functions. `authorization`: `cognito-groups` (the default, as deployed: the caller's
+    token groups are checked) or `none` (only `closecast up --no-auth` sets it). `bucket`: the stack's bucket,
+    where every artifact and predictions location must lie (the functions that write such locations)."""
+
+    authorization: Literal["cognito-groups", "none"] = Field(
+        default="cognito-groups", alias="API_AUTHORIZATION"
+    )
+    bucket: str | None = Field(default=None, alias="BUCKET_NAME", min_length=3)
+
+
+class MigrateConfig(DatabaseConfig):
+    """The migrate function: the master secret (DB_SECRET_ARN) and the secrets of the roles it sets up."""
+
+    reader_secret_arn: str = Field(alias="DB_READER_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
+    writer_secret_arn: str = Field(alias="DB_WRITER_SECRET_ARN", pattern=r"^arn:aws[\w-]*:secretsmanager:")
 
 
 class IngestConfig(DatabaseConfig):

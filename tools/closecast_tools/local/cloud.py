@@ -1,9 +1,10 @@
 """`closecast up`: the whole SAM application on one machine, no Docker, no AWS account.
 
 PostgreSQL (embedded, or a server by URL) behind a local RDS Data API endpoint; moto in server mode for S3,
-Kinesis, SQS and Secrets Manager with the template's resources created; the functions as warm local processes
-with the environment the template gives them (references resolved to the local resources); an HTTP gateway
-with the template's routes; pollers for the template's event source mappings.
+Kinesis, SQS, Secrets Manager and Cognito with the template's resources created (and a demo user in every
+group); the functions as warm local processes with the environment the template gives them (references
+resolved to the local resources); an HTTP gateway with the template's routes and JWT authorizers; pollers for
+the template's event source mappings.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import secrets
 import socket
+import string
 import subprocess
 import sys
 import threading
@@ -21,10 +23,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
+from closecast_tools.local.authorizer import JwksCache, JwtAuthorizer
 from closecast_tools.local.data_api import LocalDataApi
 from closecast_tools.local.gateway import LocalGateway
 from closecast_tools.local.poller import (
@@ -44,6 +48,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 STATE_FILE = "local.json"
+DEMO_USER = "demo@example.com"
 
 
 def repo_root() -> Path:
@@ -109,9 +114,11 @@ def function_environment(
     *,
     aws_endpoint_url: str,
     data_api_url: str,
+    auth: bool = True,
 ) -> dict[str, str]:
     """The environment template.yaml gives the function, references resolved to the local resources, plus
-    what Lambda itself sets and the local endpoints (boto3 reads AWS_ENDPOINT_URL[_<SERVICE>])."""
+    what Lambda itself sets and the local endpoints (boto3 reads AWS_ENDPOINT_URL[_<SERVICE>]). Without
+    `auth` (`closecast up --no-auth`) the API functions are told that no authorizer guards them."""
     spec = template.functions[logical_id]
     env = {
         k: "" if v is None else str(v)
@@ -127,6 +134,8 @@ def function_environment(
             "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         }
     )
+    if not auth:
+        env["API_AUTHORIZATION"] = "none"
     return env
 
 
@@ -153,6 +162,7 @@ class CloudOptions:
     api_port: int = 0
     max_instances: int = 2
     pollers: bool = True
+    auth: bool = True  # False: `--no-auth`, routes served without tokens
 
 
 class LocalCloud:
@@ -170,6 +180,7 @@ class LocalCloud:
         self.threads: list[threading.Thread] = []
         self.mapping_stats: dict[str, MappingStats] = {}
         self.state: dict[str, Any] = {}
+        self.demo_user: dict[str, Any] = {}
         self.started_in_s = 0.0
 
     # ------------------------------------------------------------------ start
@@ -239,8 +250,100 @@ class LocalCloud:
             database=database,
             host=self.options.host,
             port=0,
+            credentials=self._database_user,
         )
         self.data_api.start()
+
+    def _database_user(self, secret_arn: str) -> tuple[str, str] | None:
+        """What the Data API does with a secret: read its username and password from Secrets Manager."""
+        try:
+            value = client("secretsmanager", self.aws_endpoint_url).get_secret_value(SecretId=secret_arn)
+            secret = json.loads(value["SecretString"])
+            return str(secret["username"]), str(secret["password"])
+        except Exception as exc:
+            log.warning("secret %s is not a database user: %s", secret_arn, exc)
+            return None
+
+    def _create_secrets(self) -> None:
+        """The template's secrets, with GenerateSecretString done as Secrets Manager does it."""
+        sm = client("secretsmanager", self.aws_endpoint_url)
+        for logical_id in self.template.of_type("AWS::SecretsManager::Secret"):
+            props = self._props(logical_id)
+            if "SecretString" in props:
+                value = str(props["SecretString"])
+            else:
+                spec = props.get("GenerateSecretString", {})
+                length = int(spec.get("PasswordLength", 32))
+                alphabet = string.ascii_letters + string.digits
+                password = "".join(secrets.choice(alphabet) for _ in range(length))
+                document = json.loads(spec.get("SecretStringTemplate", "{}"))
+                document[spec.get("GenerateStringKey", "password")] = password
+                value = json.dumps(document)
+            arn = sm.create_secret(Name=f"closecast-local/{logical_id}", SecretString=value)["ARN"]
+            self.resources.refs[logical_id] = arn
+            self.resources.attrs[logical_id] = {"Id": arn}
+
+    def _create_user_pools(self) -> None:
+        """The template's Cognito user pools, app clients and groups; a demo user in every group."""
+        idp = client("cognito-idp", self.aws_endpoint_url)
+        res = self.resources
+        for logical_id in self.template.of_type("AWS::Cognito::UserPool"):
+            props = self._props(logical_id)
+            keep = ("Policies", "UsernameAttributes", "AutoVerifiedAttributes", "AdminCreateUserConfig")
+            pool = idp.create_user_pool(
+                PoolName=str(props.get("UserPoolName", logical_id)),
+                **{k: props[k] for k in keep if k in props},
+            )["UserPool"]
+            res.refs[logical_id] = pool["Id"]
+            res.attrs[logical_id] = {
+                "Arn": pool["Arn"],
+                "ProviderName": f"cognito-idp.{REGION}.amazonaws.com/{pool['Id']}",
+                "ProviderURL": f"https://cognito-idp.{REGION}.amazonaws.com/{pool['Id']}",
+                "UserPoolId": pool["Id"],
+            }
+        for logical_id in self.template.of_type("AWS::Cognito::UserPoolClient"):
+            props = self._props(logical_id)
+            client_keys = ("ExplicitAuthFlows", "GenerateSecret", "PreventUserExistenceErrors")
+            created = idp.create_user_pool_client(
+                UserPoolId=props["UserPoolId"],
+                ClientName=str(props.get("ClientName", logical_id)),
+                **{k: props[k] for k in client_keys if k in props},
+            )["UserPoolClient"]
+            res.refs[logical_id] = created["ClientId"]
+            res.attrs[logical_id] = {"ClientId": created["ClientId"]}
+        groups: dict[str, list[str]] = {}
+        for logical_id in self.template.of_type("AWS::Cognito::UserPoolGroup"):
+            props = self._props(logical_id)
+            idp.create_group(UserPoolId=props["UserPoolId"], GroupName=props["GroupName"])
+            res.refs[logical_id] = props["GroupName"]
+            groups.setdefault(str(props["UserPoolId"]), []).append(str(props["GroupName"]))
+        self.demo_user = {}
+        pools = self.template.of_type("AWS::Cognito::UserPool")
+        clients = self.template.of_type("AWS::Cognito::UserPoolClient")
+        if pools and clients:
+            pool_id, client_id = res.refs[pools[0]], res.refs[clients[0]]
+            password = f"Cc1!{secrets.token_urlsafe(18)}"  # meets any policy: length, cases, digit, symbol
+            idp.admin_create_user(
+                UserPoolId=pool_id,
+                Username=DEMO_USER,
+                UserAttributes=[
+                    {"Name": "email", "Value": DEMO_USER},
+                    {"Name": "email_verified", "Value": "true"},
+                ],
+                MessageAction="SUPPRESS",
+            )
+            idp.admin_set_user_password(
+                UserPoolId=pool_id, Username=DEMO_USER, Password=password, Permanent=True
+            )
+            for group in groups.get(pool_id, []):
+                idp.admin_add_user_to_group(UserPoolId=pool_id, Username=DEMO_USER, GroupName=group)
+            self.demo_user = {
+                "user_pool_id": pool_id,
+                "client_id": client_id,
+                "username": DEMO_USER,
+                "password": password,
+                "groups": sorted(groups.get(pool_id, [])),
+            }
 
     def _create_resources(self) -> None:
         s3 = client("s3", self.aws_endpoint_url)
@@ -292,6 +395,8 @@ class LocalCloud:
                 "QueueName": name,
                 "QueueUrl": url,
             }
+        self._create_secrets()
+        self._create_user_pools()
         for logical_id, resource in self.template.resources.items():
             if logical_id in res.refs:
                 continue
@@ -321,6 +426,7 @@ class LocalCloud:
             logical_id,
             aws_endpoint_url=self.aws_endpoint_url,
             data_api_url=self.data_api.url,
+            auth=self.options.auth,
         )
 
     def _start_functions(self) -> None:
@@ -344,9 +450,35 @@ class LocalCloud:
                     raise RuntimeError(f"migrations failed: {result.error_type}: {result.error_message}")
                 log.info("migrations: %s", result.payload)
 
+    def _authorizers(self) -> dict[str, JwtAuthorizer]:
+        """The template's JWT authorizers with their issuer's keys read from moto (for a Cognito issuer
+        `https://cognito-idp.<region>.amazonaws.com/<pool>`, moto serves `/<pool>/.well-known/jwks.json`)."""
+        found = {}
+        for name, spec in self.template.jwt_authorizers().items():
+            issuer = str(resolve(spec.issuer, self.resources.lookup, self.parameters))
+            audience = resolve(spec.audience, self.resources.lookup, self.parameters)
+            parts = urlsplit(issuer)
+            jwks_url = (
+                f"{self.aws_endpoint_url}{parts.path}/.well-known/jwks.json"
+                if parts.hostname and parts.hostname.startswith("cognito-idp.")
+                else f"{issuer.rstrip('/')}/.well-known/jwks.json"
+            )
+            header = spec.identity_source.removeprefix("$request.header.").lower()
+            found[name] = JwtAuthorizer(
+                issuer=issuer,
+                audience=[str(a) for a in (audience if isinstance(audience, list) else [audience])],
+                jwks=JwksCache(jwks_url),
+                header=header,
+            )
+        return found
+
     def _start_gateway(self) -> None:
         self.gateway = LocalGateway(
-            self.template.routes(), self.invoke, self.options.host, self.options.api_port
+            self.template.routes(),
+            self.invoke,
+            self.options.host,
+            self.options.api_port,
+            authorizers=self._authorizers() if self.options.auth else None,
         )
         self.gateway.start()
 
@@ -429,7 +561,11 @@ class LocalCloud:
             "ingest_failure_queue_url": self.resources.refs.get("IngestFailureQueue"),
             "db_cluster_arn": self.cluster_arn,
             "db_secret_arn": self.secret_arn,
+            "db_reader_secret_arn": self.resources.refs.get("DatabaseReaderSecret"),
+            "db_writer_secret_arn": self.resources.refs.get("DatabaseWriterSecret"),
             "database": self.database,
+            "auth": self.options.auth,
+            "demo_user": self.demo_user,
             "functions": sorted(self.template.functions),
             "resources": {"refs": self.resources.refs, "attrs": self.resources.attrs},
             "logs": str(self.options.state_dir / "logs"),
@@ -511,3 +647,40 @@ class LocalCloud:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_TOKENS: dict[str, tuple[str, float]] = {}  # user pool id -> (access token, expiry as time.time())
+_TOKENS_LOCK = threading.Lock()
+
+
+def auth_headers(state: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header for the demo user on this local cloud (a token is reused until a minute before
+    it expires); no header when the cloud runs with `--no-auth`."""
+    if not state.get("auth"):
+        return {}
+    pool = str(state["demo_user"]["user_pool_id"])
+    with _TOKENS_LOCK:
+        token, expires = _TOKENS.get(pool, ("", 0.0))
+        if time.time() > expires - 60:
+            result = sign_in(state)
+            token, expires = str(result["AccessToken"]), time.time() + float(result["ExpiresIn"])
+            _TOKENS[pool] = (token, expires)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sign_in(
+    state: dict[str, Any], username: str | None = None, password: str | None = None
+) -> dict[str, Any]:
+    """Sign the demo user (or another) in to the local user pool: Cognito's AuthenticationResult
+    (`AccessToken`, `IdToken`, `RefreshToken`, `ExpiresIn`)."""
+    demo = state.get("demo_user") or {}
+    if not demo:
+        raise RuntimeError("the local cloud has no user pool")
+    idp = client("cognito-idp", state["aws_endpoint_url"])
+    answer = idp.initiate_auth(
+        ClientId=demo["client_id"],
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": username or demo["username"], "PASSWORD": password or demo["password"]},
+    )
+    result: dict[str, Any] = answer["AuthenticationResult"]
+    return result

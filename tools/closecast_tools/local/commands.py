@@ -20,6 +20,7 @@ from closecast_tools.local.cloud import (
     function_config,
     function_environment,
     repo_root,
+    sign_in,
     template_parameters,
 )
 from closecast_tools.local.runtime import FunctionRuntime
@@ -50,6 +51,19 @@ def register(subparsers: Any) -> None:
     )
     demo.set_defaults(func=cmd_demo)
 
+    token = subparsers.add_parser(
+        "token", help="sign the demo user in to the running local cloud and print a token for the HTTP API"
+    )
+    token.add_argument("--state-dir", type=Path, default=None, help="default: .closecast/ in the project")
+    token.add_argument(
+        "--kind", choices=("access", "id", "refresh"), default="access", help="which token (default: access)"
+    )
+    token.add_argument(
+        "--username", default=None, help="another user of the local pool (default: the demo user)"
+    )
+    token.add_argument("--password", default=None)
+    token.set_defaults(func=cmd_token)
+
 
 def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state-dir", type=Path, default=None, help="default: .closecast/ in the project")
@@ -57,6 +71,11 @@ def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
         "--database-url", default=None, help="use this PostgreSQL instead of the embedded one"
     )
     parser.add_argument("--port", type=int, default=0, help="HTTP API port (default: a free one)")
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve every route without a token (for token-less clients such as the original's)",
+    )
 
 
 def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
@@ -67,6 +86,7 @@ def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
         database_url=args.database_url,
         api_port=getattr(args, "port", 0),
         pollers=pollers,
+        auth=not getattr(args, "no_auth", False),
     )
 
 
@@ -98,9 +118,10 @@ class _Signals:
 
 def _ready_line(cloud: LocalCloud) -> str:
     s = cloud.state
+    auth = "auth=jwt (closecast token)" if s.get("auth") else "auth=off"
     return (
         f"ready api={s['api_url']} aws={s['aws_endpoint_url']} data_api={s['data_api_endpoint_url']} "
-        f"stream={s['stream_name']} state={cloud.options.state_dir / STATE_FILE} "
+        f"stream={s['stream_name']} {auth} state={cloud.options.state_dir / STATE_FILE} "
         f"(started in {cloud.started_in_s:.1f}s)"
     )
 
@@ -142,15 +163,23 @@ def running_state(state_dir: Path) -> dict[str, Any] | None:
     return state
 
 
-def resolve_function(template: Template, name: str) -> str:
+def resolve_function(template: Template, name: str, event: dict[str, Any] | None = None) -> str:
+    """The function a name means: a logical id, or a code folder (`stock_data`). Where several functions share
+    a folder (a resource's read and write functions), an HTTP event picks the one its route goes to."""
     if name in template.functions:
         return name
-    for logical_id, spec in template.functions.items():
-        if (
-            Path(spec.code_dir).name == name
-            or logical_id.lower() == f"{name.replace('_', '').replace('-', '')}function"
-        ):
-            return logical_id
+    compact = name.replace("_", "").replace("-", "")
+    candidates = [
+        logical_id
+        for logical_id, spec in template.functions.items()
+        if Path(spec.code_dir).name == name or logical_id.lower() == f"{compact}function"
+    ]
+    route_key = (event or {}).get("routeKey")
+    for route in template.routes():
+        if route.function in candidates and route.route_key == route_key:
+            return route.function
+    if candidates:
+        return candidates[0]
     raise SystemExit(
         f"closecast invoke: no function {name!r}; known: {', '.join(sorted(template.functions))}"
     )
@@ -160,8 +189,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     root = repo_root()
     state_dir = (args.state_dir or root / ".closecast").resolve()
     template = Template(root / "template.yaml")
-    logical_id = resolve_function(template, args.function)
     event = json.loads(args.event.read_text()) if args.event else {}
+    logical_id = resolve_function(template, args.function, event)
     state = running_state(state_dir)
     cloud: LocalCloud | None = None
     if state is None:  # nothing running: bring one up for this call only
@@ -179,6 +208,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
             logical_id,
             aws_endpoint_url=state["aws_endpoint_url"],
             data_api_url=state["data_api_endpoint_url"],
+            auth=bool(state.get("auth", True)),
         )
         runtime = FunctionRuntime(
             {logical_id: function_config(template, root, logical_id, env)},
@@ -202,6 +232,26 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a token of the demo user (`curl -H "Authorization: Bearer $(closecast token)" ...`)."""
+    root = repo_root()
+    state = running_state((args.state_dir or root / ".closecast").resolve())
+    if state is None:
+        print("closecast token: no local cloud is running (start one with `closecast up`)", file=sys.stderr)
+        return 1
+    if not state.get("auth"):
+        print("closecast token: the local cloud runs with --no-auth; no token is needed", file=sys.stderr)
+        return 1
+    try:
+        result = sign_in(state, args.username, args.password)
+    except Exception as exc:
+        print(f"closecast token: sign-in refused: {exc}", file=sys.stderr)
+        return 1
+    key = {"access": "AccessToken", "id": "IdToken", "refresh": "RefreshToken"}[args.kind]
+    print(result[key])
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -16,7 +16,10 @@ CommitTransaction and RollbackTransaction against it, with the shapes and limits
   cancelled after 45 s (``StatementTimeoutException``); transactions idle for 3 minutes rolled back.
 * SQL errors as ``DatabaseErrorException`` with the PostgreSQL JDBC-style message Aurora sends:
   ``ERROR: <message>\\n  Detail: ...\\n  Hint: ...\\n  Position: N; SQLState: XXXXX``.
-* Only the configured cluster ARN, secret ARN and database are accepted.
+* Only the configured cluster ARN, secret ARNs and database are accepted. Each secret is a database user, as
+  on Aurora: the master secret connects as the server's own DSN user; any other secret is looked up through
+  ``credentials`` (the local cloud reads it from Secrets Manager) and connects as its ``username`` with its
+  ``password``, so a read-only role's INSERT fails with PostgreSQL's permission error (SQLState 42501).
 * A statement error inside a transaction ends that transaction (later calls get
   ``TransactionNotFoundException``), as the Data API documents ("the transaction was aborted due
   to an error from a previous call").
@@ -47,6 +50,7 @@ from typing import Any
 
 import psycopg
 from psycopg import adapt, pq
+from psycopg.conninfo import make_conninfo
 from psycopg.types.numeric import Int8
 from psycopg.types.string import TextLoader
 
@@ -428,14 +432,14 @@ class _Pool:
     """Idle autocommit connections, configured like a Data API session (UTC, ISO dates, 45 s timeout)."""
 
     def __init__(self, dsn: str, statement_timeout_ms: int, max_idle: int = 8) -> None:
-        self._dsn = dsn
+        self.dsn = dsn
         self._timeout_ms = statement_timeout_ms
         self._max_idle = max_idle
         self._idle: list[psycopg.Connection[Any]] = []
         self._lock = threading.Lock()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._dsn, autocommit=True, application_name="closecast-local-data-api")
+        conn = psycopg.connect(self.dsn, autocommit=True, application_name="closecast-local-data-api")
         conn.execute("SET TIME ZONE 'UTC'")
         conn.execute("SET DateStyle = 'ISO, YMD'")
         conn.execute(f"SET statement_timeout = {int(self._timeout_ms)}")
@@ -471,10 +475,14 @@ class _Pool:
             conn.close()
 
 
+Credentials = Callable[[str], "tuple[str, str] | None"]  # secret ARN -> (username, password), or None
+
+
 @dataclass
 class _Transaction:
     id: str
     conn: psycopg.Connection[Any]
+    pool: _Pool
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
 
@@ -496,13 +504,19 @@ class _Engine:
         statement_timeout_s: float,
         transaction_idle_timeout_s: float,
         max_response_bytes: int,
+        credentials: Credentials | None = None,
     ) -> None:
         self.cluster_arn = cluster_arn
         self.secret_arn = secret_arn
         self.database = database
         self.max_response_bytes = max_response_bytes
         self.transaction_idle_timeout_s = transaction_idle_timeout_s
-        self.pool = _Pool(dsn, int(statement_timeout_s * 1000))
+        self._timeout_ms = int(statement_timeout_s * 1000)
+        self.pool = _Pool(dsn, self._timeout_ms)
+        self._credentials = credentials
+        self._pools: dict[str, _Pool] = {secret_arn: self.pool}
+        self._pools_lock = threading.Lock()
+        self._local = threading.local()  # the pool of the call this thread is serving
         self._transactions: dict[str, _Transaction] = {}
         self._tx_lock = threading.Lock()
         self._columns: dict[tuple[int, int], _ColumnInfo] = {}
@@ -522,8 +536,7 @@ class _Engine:
         secret = body.get("secretArn")
         if not secret:
             raise _bad_request("secretArn must be specified")
-        if secret != self.secret_arn:
-            raise ApiError(400, "SecretsErrorException", "Secrets Manager can't find the specified secret.")
+        self._local.pool = self._pool_for(str(secret))
         if with_database:
             if body.get("schema"):
                 raise _bad_request("The schema parameter isn't supported.")
@@ -534,6 +547,20 @@ class _Engine:
                     "DatabaseErrorException",
                     f'FATAL: database "{database}" does not exist; SQLState: 3D000',
                 )
+
+    def _pool_for(self, secret_arn: str) -> _Pool:
+        """The connections of the database user the secret names."""
+        with self._pools_lock:
+            pool = self._pools.get(secret_arn)
+            if pool is not None:
+                return pool
+        found = self._credentials(secret_arn) if self._credentials is not None else None
+        if found is None:
+            raise ApiError(400, "SecretsErrorException", "Secrets Manager can't find the specified secret.")
+        username, password = found
+        pool = _Pool(make_conninfo(self.pool.dsn, user=username, password=password), self._timeout_ms)
+        with self._pools_lock:
+            return self._pools.setdefault(secret_arn, pool)
 
     # ---- transactions ------------------------------------------------------------------------
 
@@ -551,7 +578,7 @@ class _Engine:
             if not txn.conn.closed:
                 txn.conn.execute(sql)
         finally:
-            self.pool.put(txn.conn)
+            txn.pool.put(txn.conn)
 
     def begin_transaction(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_target(body)
@@ -561,7 +588,7 @@ class _Engine:
         except BaseException:
             conn.close()
             raise
-        txn = _Transaction(id=secrets.token_urlsafe(48), conn=conn)
+        txn = _Transaction(id=secrets.token_urlsafe(48), conn=conn, pool=self._local.pool)
         with self._tx_lock:
             self._transactions[txn.id] = txn
         return {"transactionId": txn.id}
@@ -617,14 +644,23 @@ class _Engine:
             transactions, self._transactions = list(self._transactions.values()), {}
         for txn in transactions:
             txn.conn.close()
-        self.pool.close()
+        with self._pools_lock:
+            pools = list(self._pools.values())
+        for pool in pools:
+            pool.close()
 
     # ---- statements --------------------------------------------------------------------------
 
     def _connection(self) -> psycopg.Connection[Any]:
+        pool: _Pool = self._local.pool
         try:
-            return self.pool.get()
+            return pool.get()
         except psycopg.OperationalError as exc:
+            text = str(exc)
+            if pool is not self.pool and ("authentication failed" in text or "does not exist" in text):
+                # the secret's user cannot sign in (wrong password, no such role): not a passing fault
+                detail = text.strip().splitlines()[-1] if text.strip() else text
+                raise ApiError(400, "BadRequestException", f"FATAL: {detail}") from exc
             raise ApiError(
                 504, "DatabaseUnavailableException", f"The database is unavailable: {exc}"
             ) from exc
@@ -657,6 +693,7 @@ class _Engine:
                     txn.last_used = time.monotonic()
             finally:
                 txn.lock.release()
+        pool: _Pool = self._local.pool
         conn = self._connection()
         try:
             return work(conn)
@@ -668,7 +705,7 @@ class _Engine:
                     conn.close()
             raise self._database_error(exc, translated) from exc
         finally:
-            self.pool.put(conn)
+            pool.put(conn)
 
     def execute_statement(self, body: dict[str, Any]) -> dict[str, Any]:
         self._check_target(body)
@@ -893,6 +930,7 @@ class LocalDataApi:
         transaction_idle_timeout_s: float = 180.0,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        credentials: Credentials | None = None,
     ) -> None:
         self.engine = _Engine(
             dsn,
@@ -902,6 +940,7 @@ class LocalDataApi:
             statement_timeout_s=statement_timeout_s,
             transaction_idle_timeout_s=transaction_idle_timeout_s,
             max_response_bytes=max_response_bytes,
+            credentials=credentials,
         )
         self.cluster_arn = cluster_arn
         self.secret_arn = secret_arn

@@ -11,7 +11,7 @@ from typing import IO, Any
 import pandas as pd
 
 from closecast.market.schema import KAGGLE_COLUMNS
-from closecast_tools.local.cloud import LocalCloud, client
+from closecast_tools.local.cloud import LocalCloud, auth_headers, client
 from closecast_tools.market.generate import generate_frame
 from closecast_tools.market.replay import ReplayOptions, replay
 
@@ -23,8 +23,9 @@ def sample_frame(n: int, seed: int = 7) -> pd.DataFrame:
     return frame[[c for c in KAGGLE_COLUMNS if c in frame.columns]].reset_index(drop=True)
 
 
-def get_json(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - local gateway URL
+def get_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - local gateway URL
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local gateway URL
         body: dict[str, Any] = json.loads(response.read())
         return body
 
@@ -46,12 +47,13 @@ def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.
 
     url = f"{state['api_url']}/stock_data/?date_id={date_id}&page_size=1000"
     deadline = time.monotonic() + timeout_s
-    body = get_json(url)
+    body = get_json(url, auth_headers(state))
     while body["total_results"] < len(data) and time.monotonic() < deadline:
         time.sleep(0.2)
-        body = get_json(url)
+        body = get_json(url, auth_headers(state))
     elapsed = time.perf_counter() - started
-    print(f"GET {url}", file=out)
+    signed_in = f" (as {state['demo_user']['username']})" if state.get("auth") else ""
+    print(f"GET {url}{signed_in}", file=out)
     print(
         f"  -> total_results={body['total_results']} total_pages={body['total_pages']} page={body['page']} "
         f"page_size={body['page_size']} ({elapsed:.1f}s after PutRecords)",

@@ -1,5 +1,7 @@
 """The local HTTP API: routes read from template.yaml, each request turned into a payload-2.0 event for the
-function behind the route, and the function's answer turned back into HTTP (as API Gateway HTTP APIs do)."""
+function behind the route, and the function's answer turned back into HTTP (as API Gateway HTTP APIs do).
+A route the template guards with a JWT authorizer needs a token that authorizer accepts (401 otherwise);
+its claims reach the function in `requestContext.authorizer.jwt`."""
 
 from __future__ import annotations
 
@@ -8,13 +10,14 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from closecast_tools.local.authorizer import JwtAuthorizer, Unauthorized, event_authorizer
 from closecast_tools.local.runtime import InvokeResult
 from closecast_tools.local.template import Route
 
@@ -58,6 +61,7 @@ def build_event(
     path_parameters: dict[str, str],
     source_ip: str,
     api_id: str = "local",
+    authorizer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     query: dict[str, str] = {}
     for key, value in parse_qsl(raw_query, keep_blank_values=True):
@@ -98,6 +102,8 @@ def build_event(
         },
         "isBase64Encoded": not is_text,
     }
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     if query:
         event["queryStringParameters"] = query
     if path_parameters:
@@ -133,11 +139,24 @@ Invoke = Callable[[str, dict[str, Any]], InvokeResult]
 
 
 class LocalGateway:
+    """`authorizers` maps the template's authorizer names to their local checks; None serves every route
+    without one (`closecast up --no-auth`)."""
+
     def __init__(
-        self, routes: Sequence[Route], invoke: Invoke, host: str = "127.0.0.1", port: int = 0
+        self,
+        routes: Sequence[Route],
+        invoke: Invoke,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        authorizers: Mapping[str, JwtAuthorizer] | None = None,
     ) -> None:
         self.table = RouteTable(routes)
         self.invoke = invoke
+        self.authorizers = authorizers
+        if authorizers is not None:
+            missing = {r.authorizer for r in routes if r.authorizer and r.authorizer not in authorizers}
+            if missing:
+                raise ValueError(f"routes name authorizers the gateway was not given: {sorted(missing)}")
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -209,6 +228,14 @@ class LocalGateway:
                     self._error(HTTPStatus.NOT_FOUND, "Not Found")
                     return
                 route, params = found
+                authorizer: dict[str, Any] | None = None
+                if route.authorizer and gateway.authorizers is not None:
+                    try:
+                        claims = gateway.authorizers[route.authorizer].claims(dict(self.headers.items()))
+                    except Unauthorized:
+                        self._error(HTTPStatus.UNAUTHORIZED, "Unauthorized")
+                        return
+                    authorizer = event_authorizer(claims)
                 event = build_event(
                     route,
                     self.command,
@@ -218,6 +245,7 @@ class LocalGateway:
                     body,
                     params,
                     self.client_address[0],
+                    authorizer=authorizer,
                 )
                 self._send(*to_http(gateway.invoke(route.function, event)))
 

@@ -65,10 +65,22 @@ class Route:
     method: str
     path: str
     function: str  # logical id
+    authorizer: str | None = None  # the name of the API's authorizer that guards it; None: open
 
     @property
     def route_key(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class JwtAuthorizerSpec:
+    """A JWT authorizer of an HttpApi's `Auth.Authorizers` (issuer and audience unresolved)."""
+
+    api: str  # logical id of the HttpApi
+    name: str
+    issuer: Any
+    audience: Any
+    identity_source: str
 
 
 @dataclass(frozen=True)
@@ -145,19 +157,48 @@ class Template:
     def parameter_defaults(self) -> dict[str, Any]:
         return {name: spec.get("Default") for name, spec in self.parameters.items()}
 
+    def _api_auth(self, api: Any) -> dict[str, Any]:
+        """The `Auth` of the HttpApi an event's `ApiId` names (`{}` for SAM's implicit API)."""
+        if isinstance(api, dict) and "Ref" in api:
+            auth: dict[str, Any] = self.resources.get(api["Ref"], {}).get("Properties", {}).get("Auth", {})
+            return auth
+        return {}
+
     def routes(self) -> list[Route]:
         found = []
         for fn in self.functions.values():
             for event in fn.properties.get("Events", {}).values():
                 if event.get("Type") == "HttpApi":
                     props = event.get("Properties", {})
+                    authorizer = props.get("Auth", {}).get("Authorizer") or self._api_auth(
+                        props.get("ApiId")
+                    ).get("DefaultAuthorizer")
                     found.append(
                         Route(
                             str(props.get("Method", "ANY")).upper(),
                             str(props.get("Path", "/$default")),
                             fn.logical_id,
+                            None if authorizer in (None, "NONE") else str(authorizer),
                         )
                     )
+        return found
+
+    def jwt_authorizers(self) -> dict[str, JwtAuthorizerSpec]:
+        """The JWT authorizers of the template's HTTP APIs, by name."""
+        found = {}
+        for api in self.of_type("AWS::Serverless::HttpApi"):
+            auth = self.resources[api].get("Properties", {}).get("Auth", {})
+            for name, spec in (auth.get("Authorizers") or {}).items():
+                config = spec.get("JwtConfiguration")
+                if config is None:
+                    raise TemplateError(f"{api} authorizer {name}: only JWT authorizers run locally")
+                found[name] = JwtAuthorizerSpec(
+                    api,
+                    name,
+                    config.get("issuer"),
+                    config.get("audience"),
+                    str(spec.get("IdentitySource", "$request.header.Authorization")),
+                )
         return found
 
     def event_source_mappings(self) -> list[EventSourceMapping]:

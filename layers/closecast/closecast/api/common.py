@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from pydantic import BaseModel, Field
 
-from closecast.config import ConfigurationError
+from closecast.config import ApiConfig, ConfigurationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError, ResponseTooLarge, TransientDatabaseError
 from closecast.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
@@ -184,6 +184,12 @@ def new_resolver(allowed_query: dict[str, set[str]] | None = None) -> APIGateway
         app.use([_reject_unknown_query])
 
     return app
+
+
+def context_config(router: Any) -> ApiConfig:
+    """The function's configuration the handler put in the resolver's context."""
+    config: ApiConfig = router.context["config"]
+    return config
 
 
 def context_api(router: Any) -> DataApi:

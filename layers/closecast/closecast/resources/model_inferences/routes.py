@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from closecast.api.common import PageEnvelope, context_api
+from closecast.api.common import PageEnvelope, context_api, context_config
+from closecast.api.locations import require_in_bucket
 from closecast.api.types import INT8_MAX, MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
@@ -39,6 +40,7 @@ def list_model_inferences(
 @router.post("/model-inferences", summary="Record a day's predictions")
 @router.post("/model-inferences/", include_in_schema=False)
 def create_model_inference(body: Annotated[ModelInferenceCreate, Body()]) -> Response[Any]:
+    require_in_bucket(context_config(router).bucket, {"predictions_uri": body.predictions_uri})
     api = context_api(router)
     if not model_exists(api, body.model_id):
         raise InvalidInput(f"model {body.model_id} does not exist", field="model_id")

@@ -8,7 +8,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 
-from closecast.api.common import PageEnvelope, context_api
+from closecast.api.common import PageEnvelope, context_api, context_config
+from closecast.api.locations import require_in_bucket
 from closecast.api.types import MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import InvalidInput
@@ -34,6 +35,9 @@ def list_models(
 @router.post("/models", summary="Register a model")
 @router.post("/models/", include_in_schema=False)
 def create_model(body: Annotated[ModelCreate, Body()]) -> Response[Any]:
+    require_in_bucket(
+        context_config(router).bucket, {"artifact_uri": body.artifact_uri, "metadata_uri": body.metadata_uri}
+    )
     api = context_api(router)
     if body.parent_id is not None and not sql.model_exists(api, body.parent_id):
         raise InvalidInput(f"model {body.parent_id} does not exist", field="parent_id")
