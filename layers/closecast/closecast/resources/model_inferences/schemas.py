@@ -20,3 +20,15 @@ class ModelInferenceCreate(BaseModel):
 class ModelInferenceRecord(ModelInferenceCreate):
     id: int
     created_at: dt.datetime
+    zero_mae: float | None = Field(default=None, description="MAE of predicting zero on the same rows")
+    n_targets: int | None = Field(default=None, description="rows whose target was known when scored")
+
+
+class PredictionRow(BaseModel):
+    """One row of a day's predictions file."""
+
+    row_id: str
+    stock_id: int
+    seconds_in_bucket: int
+    prediction: float | None
+    target: float | None = Field(description="the row's target when it was known at inference time")

@@ -8,6 +8,8 @@ from closecast.db.data_api import DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 
 COLUMNS = "id, model_id, date_id, predictions_uri, n_rows, mae, created_at"
+# what a listing shows: the record and, when the inference function scored it, the MAE of predicting zero
+LIST_COLUMNS = f"{COLUMNS}, zero_mae, n_targets"
 
 
 def list_model_inferences(
@@ -18,7 +20,7 @@ def list_model_inferences(
     )
     return list_page(
         api,
-        select=COLUMNS,
+        select=LIST_COLUMNS,
         table="model_inference",
         where=clauses,
         params=params,
@@ -51,3 +53,10 @@ def register_inference(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
         f"RETURNING {COLUMNS}, zero_mae, n_targets, centered, job_id::text AS job_id"
     )
     return api.execute(sql, record).records[0]
+
+
+def get_inference(api: DataApi, inference_id: int) -> dict[str, Any] | None:
+    rows = api.execute(
+        f"SELECT {LIST_COLUMNS} FROM model_inference WHERE id = :id", {"id": inference_id}
+    ).records
+    return rows[0] if rows else None
