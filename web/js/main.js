@@ -43,8 +43,15 @@ function showSection(id) {
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== id;
 }
 
+// Marks a finished drawing: which view (or `view:error`) and a count that changes with every drawing.
+function done(outcome) {
+  document.body.dataset.ready = outcome;
+  document.body.dataset.render = String(renderCount);
+}
+
 async function render() {
   const mine = ++renderCount;
+  document.body.dataset.ready = "";
   const { name, params } = route();
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === name) link.setAttribute("aria-current", "page");
@@ -55,13 +62,13 @@ async function render() {
   banner(null);
   try {
     await VIEWS[name].show(params);
-    if (mine === renderCount) document.body.dataset.ready = name; // the browser tests wait on this
+    if (mine === renderCount) done(name); // the browser tests wait on this
   } catch (error) {
     if (mine !== renderCount) return;
     if (error instanceof ApiDown) banner(`${error.message} Check that the stack is running, then retry.`, { retry: true });
     else if (error instanceof SignInRequired) banner(error.message, { retry: true });
     else banner(`Something went wrong: ${error.message || error}`, { retry: true });
-    document.body.dataset.ready = `${name}:error`;
+    done(`${name}:error`);
   }
   showUser();
 }
@@ -80,7 +87,7 @@ function askToSignIn(reason) {
   $("#signin-reason").textContent = reason || "Sign in with your closecast account to see the data.";
   $("#signin-error").hidden = true;
   showSection("signin");
-  document.body.dataset.ready = "signin";
+  done("signin");
   showUser();
   $("#signin-user").focus();
   return promise;

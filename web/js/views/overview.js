@@ -186,11 +186,14 @@ async function start(kind) {
   } catch {
     /* drawn in the slot */
   }
-  store.invalidate("models", "inferences", "jobs");
-  await show().catch((error) => inlineState(slot, "error", errorText(error)));
+  store.invalidate("models", "inferences");
+  setHash("overview");
 }
 
-export function init() {
+let setHash = () => {};
+
+export function init(navigate) {
+  setHash = navigate;
   $("#ov-train").addEventListener("click", () => start("train"));
   $("#ov-predict").addEventListener("click", () => start("inference"));
 }
