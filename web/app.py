@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent
 PREFIX = "/dashboard"
@@ -31,8 +30,7 @@ CONTENT_TYPES = {
 TEXT = (".html", ".js", ".css", ".svg", ".json", ".md")
 
 
-@dataclass(frozen=True)
-class DashboardConfig:
+class DashboardConfig(NamedTuple):
     """What the page needs to sign in, from the function's environment (parsed once)."""
 
     region: str

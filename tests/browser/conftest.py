@@ -37,7 +37,7 @@ SEED = 11
 
 def _get(url: str, headers: dict[str, str]) -> Any:
     request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
 
@@ -52,7 +52,12 @@ def _seed_market(state: dict[str, Any]) -> int:
     frame = frame[[c for c in KAGGLE_COLUMNS if c in frame.columns]]
     frame = frame.sort_values(["date_id", "seconds_in_bucket", "stock_id"]).reset_index(drop=True)
     kinesis = client("kinesis", state["aws_endpoint_url"])
-    replay([day for _, day in frame.groupby("date_id")], kinesis, state["stream_name"], ReplayOptions(shape="envelope", progress=False))
+    replay(
+        [day for _, day in frame.groupby("date_id")],
+        kinesis,
+        state["stream_name"],
+        ReplayOptions(shape="envelope", progress=False),
+    )
     url = f"{state['api_url']}/stock_data/?page_size=1"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -82,7 +87,9 @@ def cloud_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -39,7 +39,9 @@ class Dashboard:
     def wait_ready(self, view: str) -> str:
         """Wait until the view has finished drawing (or shows the sign-in form); its outcome."""
         self.page.wait_for_selector(
-            f"body[data-ready^='{view}'], body[data-ready='signin']", state="attached", timeout=VIEW_TIMEOUT_MS
+            f"body[data-ready^='{view}'], body[data-ready='signin']",
+            state="attached",
+            timeout=VIEW_TIMEOUT_MS,
         )
         return str(self.page.get_attribute("body", "data-ready"))
 
@@ -76,12 +78,19 @@ class Dashboard:
     def text(self, selector: str) -> str:
         return str(self.page.inner_text(selector))
 
-    def wait_job(self, slot: str) -> str:
-        """Wait for the job drawn in `slot` to end; its final status."""
+    def run_job(self, slot: str, button: str, disabled_while_running: bool = False) -> str:
+        """Click `button` and wait for the new job drawn in `slot` to end; its final status. With
+        `disabled_while_running`, also check the button cannot be clicked again until then."""
+        job = f"{slot} .job"
+        before = self.page.get_attribute(job, "data-job-id") if self.page.locator(job).count() else None
+        self.page.click(button)
+        if disabled_while_running:
+            assert self.page.is_disabled(button)
+        fresh = f"{job}:not([data-job-id='{before}'])" if before else job
         self.page.wait_for_selector(
-            f"{slot} .job[data-status='succeeded'], {slot} .job[data-status='failed']", timeout=JOB_TIMEOUT_MS
+            f"{fresh}[data-status='succeeded'], {fresh}[data-status='failed']", timeout=JOB_TIMEOUT_MS
         )
-        return str(self.page.get_attribute(f"{slot} .job", "data-status"))
+        return str(self.page.get_attribute(job, "data-status"))
 
     def shot(self, folder: Path, name: str) -> Path:
         path = folder / f"{name}.png"
@@ -162,9 +171,11 @@ def test_models_view_trains_a_first_model_through_a_job(dash: Dashboard, screens
     dash.page.fill("#m-name", "browser")
     dash.page.select_option("#m-parent", "")
     dash.page.select_option("#m-mode", "upto")
-    days = sorted(int(v) for v in dash.page.eval_on_selector_all("#m-end option", "(os) => os.map((o) => o.value)"))
+    days = sorted(
+        int(v) for v in dash.page.eval_on_selector_all("#m-end option", "(os) => os.map((o) => o.value)")
+    )
     dash.page.select_option("#m-end", str(days[2]))
-    dash.after(lambda: (dash.page.click("#m-train"), dash.wait_job("#m-job")), "models")
+    dash.after(lambda: dash.run_job("#m-job", "#m-train"), "models")
     assert dash.page.get_attribute("#m-job .job", "data-status") == "succeeded", dash.text("#m-job")
     dash.page.wait_for_selector("#m-lineage svg .node")
     assert dash.page.locator("#m-lineage svg .node").count() == 1
@@ -181,13 +192,7 @@ def test_overview_trains_the_next_day_with_one_click(dash: Dashboard, screenshot
     train = dash.page.locator("#ov-train")
     label = train.inner_text()
     assert label.startswith("Train day ")
-
-    def click_and_wait() -> None:
-        train.click()
-        assert dash.page.is_disabled("#ov-train")  # no second click while the job runs
-        dash.wait_job("#ov-job")
-
-    dash.after(click_and_wait, "overview")
+    dash.after(lambda: dash.run_job("#ov-job", "#ov-train", disabled_while_running=True), "overview")
     assert dash.page.get_attribute("#ov-job .job", "data-status") == "succeeded", dash.text("#ov-job")
     assert "registered" in dash.text("#ov-job") or "kept" in dash.text("#ov-job")
     assert dash.errors == []
@@ -210,9 +215,11 @@ def test_predictions_view_runs_an_inference_job_and_scores_it(dash: Dashboard, s
     for the inference job and draws the predictions against the targets of a stock, the MAE beside predicting
     zero, the error of each of the 200 stocks and the per-day MAE curve."""
     dash.open("predictions")
-    days = sorted(int(v) for v in dash.page.eval_on_selector_all("#p-date option", "(os) => os.map((o) => o.value)"))
+    days = sorted(
+        int(v) for v in dash.page.eval_on_selector_all("#p-date option", "(os) => os.map((o) => o.value)")
+    )
     dash.choose("#p-date", str(days[-1]), "predictions")
-    dash.after(lambda: (dash.page.click("#p-run"), dash.wait_job("#p-job")), "predictions")
+    dash.after(lambda: dash.run_job("#p-job", "#p-run"), "predictions")
     assert dash.page.get_attribute("#p-job .job", "data-status") == "succeeded", dash.text("#p-job")
     dash.choose("#p-stock", "3", "predictions")
     assert dash.chart_points("p-series") == [55, 55]
@@ -248,8 +255,7 @@ def test_a_failed_job_shows_its_reason(dash: Dashboard, screenshots: Path) -> No
     dash.page.select_option("#m-parent", index=1)
     dash.page.select_option("#m-mode", "date")
     dash.page.select_option("#m-features", "seed")
-    dash.page.click("#m-train")
-    assert dash.wait_job("#m-job") == "failed"
+    assert dash.run_job("#m-job", "#m-train") == "failed"
     reason = dash.text("#m-job .reason")
     assert "feature set" in reason and "seed" in reason
     dash.shot(screenshots, "failed-job")
