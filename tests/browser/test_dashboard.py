@@ -210,6 +210,19 @@ def test_models_view_draws_the_lineage_of_the_update(dash: Dashboard, screenshot
     assert dash.errors == []
 
 
+def test_overview_predicts_the_next_day_with_one_click(dash: Dashboard, screenshots: Path) -> None:
+    """Given the latest model and one day it has not predicted, when "Predict day N" is clicked on the
+    overview, then the page waits for the inference job and counts one more inference."""
+    dash.open("overview")
+    before = dash.text("#ov-inference dl")
+    label = dash.page.locator("#ov-predict").inner_text()
+    assert label.startswith("Predict day ")
+    dash.after(lambda: dash.run_job("#ov-job", "#ov-predict", disabled_while_running=True), "overview")
+    assert dash.page.get_attribute("#ov-job .job", "data-status") == "succeeded", dash.text("#ov-job")
+    assert f"day {label.split()[-1]}" in dash.text("#ov-inference") or dash.text("#ov-inference dl") != before
+    assert dash.errors == []
+
+
 def test_predictions_view_runs_an_inference_job_and_scores_it(dash: Dashboard, screenshots: Path) -> None:
     """Given the latest model, when the last day is chosen and "Predict this day" clicked, then the page waits
     for the inference job and draws the predictions against the targets of a stock, the MAE beside predicting
@@ -239,7 +252,7 @@ def test_overview_shows_the_latest_model_and_inference(dash: Dashboard, screensh
     assert "browser v" in dash.text("#ov-model")
     assert "trained through day" in dash.text("#ov-model")
     assert "MAE" in dash.text("#ov-inference")
-    assert dash.page.locator("#ov-recent tbody tr").count() >= 3
+    assert dash.page.locator("#ov-recent tbody tr").count() >= 4
     assert dash.chart_points("ov-curve")[0] >= 1
     dash.shot(screenshots, "overview")
     assert dash.errors == []

@@ -26,6 +26,7 @@ async function loadJobs() {
   const recentBox = $("#ov-recent");
   try {
     const [recent, pending] = await Promise.all([store.recentJobs(), pendingJobs()]);
+    const shortWhen = (iso) => (new Date(iso).toDateString() === new Date().toDateString() ? new Date(iso).toLocaleTimeString() : when(iso));
     statCard("ov-jobs", `${pending.length}`, pending.length === 1 ? "job queued or running" : "jobs queued or running", [
       ["last job", recent.length ? `${recent[0].kind} · ${recent[0].status}` : "none yet"],
       ["failed (recent)", String(recent.filter((j) => j.status === "failed").length)],
@@ -48,7 +49,7 @@ async function loadJobs() {
                 el("td", { text: j.kind }),
                 el("td", {}, badge(j.status)),
                 el("td", { text: Object.entries(j.params || {}).map(([k, v]) => `${k}=${v}`).join(" ") }),
-                el("td", { text: when(j.created_at) }),
+                el("td", { text: shortWhen(j.created_at) }),
                 el("td", { text: j.status === "failed" ? j.error || "" : j.result?.model_id ? `model #${j.result.model_id}` : j.result?.mae !== undefined ? `MAE ${fmt(j.result.mae, 3)}` : "" }),
               ),
             ),
@@ -148,8 +149,10 @@ export async function show() {
     clearChart("ov-curve", "error", errorText(infR.reason));
   }
 
-  // the next steps: train the day after the latest model's last day (when its targets are known); predict it
+  // the next steps: train the day after the latest model's last day (when its targets are known), skipping
+  // days an update already tried and kept the parent for; predict the first later day it has not predicted
   next = { train: null, predict: null };
+  const recent = await store.recentJobs().catch(() => []);
   if (days && models) {
     const through = latest ? latest.last_trained_date_id ?? latest.date_id : null;
     const after = days.filter((d) => through === null || through === undefined || d.date_id > through);
@@ -160,10 +163,15 @@ export async function show() {
       next.reasonTrain = next.train ? null : "no day with targets to train on";
       next.reasonPredict = "no model to predict with";
     } else {
-      next.train = after.find((d) => d.has_target) || null;
-      next.reasonTrain = next.train ? null : `no day after ${through} with targets yet`;
-      next.predict = after[0] || null;
-      next.reasonPredict = next.predict ? null : `no day after ${through} stored yet`;
+      const id = store.modelId(latest);
+      const kept = new Set(
+        recent.filter((j) => j.kind === "train" && j.status === "succeeded" && j.result?.kept_parent && j.params?.parent_id === id).flatMap((j) => [j.params.date_id, j.params.end_date_id, j.params.up_to_date_id]),
+      );
+      const predicted = new Set((inferences || []).filter((i) => i.model_id === id).map((i) => i.date_id));
+      next.train = after.find((d) => d.has_target && !kept.has(d.date_id)) || null;
+      next.reasonTrain = next.train ? null : `no new day after ${through} with targets yet`;
+      next.predict = after.find((d) => !predicted.has(d.date_id)) || null;
+      next.reasonPredict = next.predict ? null : `model #${id} has predicted every later day`;
     }
     next.latest = latest;
   }
