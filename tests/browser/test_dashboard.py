@@ -33,6 +33,8 @@ class Dashboard:
         return str(self.state["dashboard_url"])
 
     def open(self, route: str) -> None:
+        """Load the dashboard afresh at a view (a new document: nothing stale from the last view)."""
+        self.page.goto("about:blank")
         self.page.goto(f"{self.url}#/{route}")
         self.wait_ready(route.split("?")[0])
 
@@ -46,11 +48,13 @@ class Dashboard:
         return str(self.page.get_attribute("body", "data-ready"))
 
     def after(self, action: Any, view: str) -> str:
-        """Do `action` (a click, a choice) and wait until the page has drawn again; the outcome."""
+        """Do `action` (a click, a choice, signing in) and wait until the page has drawn again (the view, or
+        the sign-in form); the outcome."""
         before = self.page.get_attribute("body", "data-render") or ""
         action()
+        again = f"body:not([data-render='{before}'])"
         self.page.wait_for_selector(
-            f"body:not([data-render='{before}'])[data-ready^='{view}'], body[data-ready='signin']",
+            f"{again}[data-ready^='{view}'], {again}[data-ready='signin']",
             state="attached",
             timeout=VIEW_TIMEOUT_MS,
         )
@@ -106,8 +110,7 @@ def dash(browser: Any, cloud_state: dict[str, Any]) -> Iterator[Dashboard]:
     dashboard = Dashboard(page, cloud_state)
     dashboard.page.goto(f"{dashboard.url}#/overview")
     if dashboard.wait_ready("overview") == "signin":
-        dashboard.sign_in()
-        dashboard.wait_ready("overview")
+        assert dashboard.after(dashboard.sign_in, "overview") == "overview"
     yield dashboard
     context.close()
 
@@ -295,8 +298,7 @@ def test_the_api_down_is_a_clear_message_with_a_retry(fresh: Dashboard, screensh
     says the API is not answering and offers a retry, which works once the API is back."""
     fresh.page.goto(f"{fresh.url}#/data")
     fresh.wait_ready("data")
-    fresh.sign_in()
-    fresh.wait_ready("data")
+    fresh.after(fresh.sign_in, "data")
     api = f"{fresh.state['api_url']}/stock_data/**"
     fresh.page.route(api, lambda route: route.abort("connectionrefused"))
     fresh.page.reload()
@@ -320,8 +322,7 @@ def test_a_signed_out_person_is_asked_to_sign_in(fresh: Dashboard, screenshots: 
     fresh.page.wait_for_selector("#signin-error:not([hidden])")
     assert "Wrong user name or password" in fresh.text("#signin-error")
     fresh.shot(screenshots, "signed-out")
-    fresh.sign_in()
-    assert fresh.wait_ready("overview") == "overview"
+    assert fresh.after(fresh.sign_in, "overview") == "overview"
     assert fresh.text("#user-name") == fresh.state["demo_user"]["username"]
 
 
@@ -339,5 +340,4 @@ def test_an_expired_session_asks_to_sign_in_again(fresh: Dashboard, screenshots:
     fresh.page.reload()
     assert fresh.wait_ready("models") == "signin"
     assert "session has expired" in fresh.text("#signin-reason")
-    fresh.sign_in()
-    assert fresh.wait_ready("models") == "models"
+    assert fresh.after(fresh.sign_in, "models") == "models"

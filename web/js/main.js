@@ -44,9 +44,11 @@ function showSection(id) {
 }
 
 // Marks a finished drawing: which view (or `view:error`) and a count that changes with every drawing.
+let drawings = 0;
 function done(outcome) {
+  drawings += 1;
   document.body.dataset.ready = outcome;
-  document.body.dataset.render = String(renderCount);
+  document.body.dataset.render = String(drawings);
 }
 
 async function render() {
