@@ -67,6 +67,12 @@ async function render() {
     if (mine === renderCount) done(name); // the browser tests wait on this
   } catch (error) {
     if (mine !== renderCount) return;
+    // nothing stays "Loading…" when a view could not load: each waiting panel says why
+    const why = error instanceof ApiDown ? "Not loaded: the API is not answering." : `Not loaded: ${error.message || error}`;
+    for (const waiting of document.querySelectorAll(`#view-${name} .state.loading, #view-${name} .inline-state.loading`)) {
+      waiting.classList.replace("loading", "error");
+      waiting.textContent = why;
+    }
     if (error instanceof ApiDown) banner(`${error.message} Check that the stack is running, then retry.`, { retry: true });
     else if (error instanceof SignInRequired) banner(error.message, { retry: true });
     else banner(`Something went wrong: ${error.message || error}`, { retry: true });
