@@ -215,14 +215,15 @@ def test_models_view_draws_the_lineage_of_the_update(dash: Dashboard, screenshot
 
 def test_overview_predicts_the_next_day_with_one_click(dash: Dashboard, screenshots: Path) -> None:
     """Given the latest model and one day it has not predicted, when "Predict day N" is clicked on the
-    overview, then the page waits for the inference job and counts one more inference."""
+    overview, then the page waits for the inference job and shows that day's scored inference."""
     dash.open("overview")
-    before = dash.text("#ov-inference dl")
+    assert dash.text("#ov-inference .big") == "none"
     label = dash.page.locator("#ov-predict").inner_text()
     assert label.startswith("Predict day ")
     dash.after(lambda: dash.run_job("#ov-job", "#ov-predict", disabled_while_running=True), "overview")
     assert dash.page.get_attribute("#ov-job .job", "data-status") == "succeeded", dash.text("#ov-job")
-    assert f"day {label.split()[-1]}" in dash.text("#ov-inference") or dash.text("#ov-inference dl") != before
+    assert dash.text("#ov-inference .big") == f"day {label.split()[-1]}"
+    assert "MAE" in dash.text("#ov-inference dl")
     assert dash.errors == []
 
 
