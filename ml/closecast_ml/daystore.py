@@ -59,7 +59,9 @@ class SyncReport:
 
 
 class DayStore:
-    def __init__(self, api: DataApi, s3: Any, bucket: str, prefix: str = book.PREFIX, workers: int = 8) -> None:
+    def __init__(
+        self, api: DataApi, s3: Any, bucket: str, prefix: str = book.PREFIX, workers: int = 8
+    ) -> None:
         self.api, self.s3, self.bucket, self.prefix, self.workers = api, s3, bucket, prefix, workers
 
     # ------------------------------------------------------------------ writing

@@ -94,7 +94,9 @@ def handle(event: dict[str, Any], services: Services, kinds: tuple[str, ...]) ->
     return run_job(services, str(job["id"]), kinds)
 
 
-def _direct_job(event: dict[str, Any], kinds: tuple[str, ...]) -> TrainJobCreate | InferenceJobCreate | StoreDayJobCreate:
+def _direct_job(
+    event: dict[str, Any], kinds: tuple[str, ...]
+) -> TrainJobCreate | InferenceJobCreate | StoreDayJobCreate:
     models_of = {"train": TrainJobCreate, "inference": InferenceJobCreate, "store_day": StoreDayJobCreate}
     kind = event.get("kind")
     if kind not in kinds:
@@ -148,7 +150,12 @@ def _release(api: DataApi, job_id: str, error: str) -> None:
 
 def _is_transient_aws(exc: Exception) -> bool:
     names = {cls.__name__ for cls in type(exc).__mro__}
-    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"}:
+    if names & {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+    }:
         return True
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -246,7 +253,10 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         parent_record = _model_or_fail(services, params.parent_id, "parent")
         parent = load_artifact(services, parent_record)
         # the child's lineage names its parent by registry id and file (closecast_ml.training.update reads them)
-        parent.metadata["id"], parent.metadata["artifact_uri"] = parent_record["id"], parent_record["artifact_uri"]
+        parent.metadata["id"], parent.metadata["artifact_uri"] = (
+            parent_record["id"],
+            parent_record["artifact_uri"],
+        )
         if params.feature_set is not None and params.feature_set != parent.feature_set:
             raise JobFailed(
                 f"feature set {params.feature_set!r} differs from parent model {params.parent_id}'s "
@@ -279,7 +289,9 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
             artifact = update.model
             training_info = {"strategy": "update", "kept_parent": False, "evidence": update.evidence}
         else:
-            artifact = training.fit(rows, feature_set=params.feature_set or "full", valid_days=params.valid_days)
+            artifact = training.fit(
+                rows, feature_set=params.feature_set or "full", valid_days=params.valid_days
+            )
             training_info = {"strategy": "refit"}
     except (training.NoTrainingData, training.FeatureSetMismatch) as exc:
         raise JobFailed(str(exc)) from exc
@@ -388,7 +400,9 @@ def run_inference(services: Services, job_id: str, params: Any) -> dict[str, Any
     read_s = time.perf_counter() - clock
     clock = time.perf_counter()
     targets = rows["target"].to_numpy(dtype="float64")
-    predictions = np.asarray(artifact.predict(rows.drop(columns=["target"]), center=params.center), dtype="float64")
+    predictions = np.asarray(
+        artifact.predict(rows.drop(columns=["target"]), center=params.center), dtype="float64"
+    )
     predict_s = time.perf_counter() - clock
     out = pd.DataFrame(
         {

@@ -92,9 +92,10 @@ def test_up_serves_stops_cleanly_on_signals_and_keeps_data_across_restarts(tmp_p
     assert code == 0
 
 
-def test_demo_streams_rows_and_reads_them_back(tmp_path: Path) -> None:
-    """Given a fresh state directory, when `closecast demo --exit` runs, then every row put on the stream comes
-    back through the HTTP API, the bad records are quarantined, and it says `demo ok`."""
+def test_demo_backfills_streams_trains_and_infers_through_jobs(tmp_path: Path) -> None:
+    """Given a fresh state directory, when `closecast demo --exit` runs (a small market: 12 days x 20 stocks),
+    then the streamed days come back through the HTTP API, the bad records are quarantined, a model is trained
+    and each streamed day is predicted through jobs, the backtest table is printed, and it says `demo ok`."""
     done = subprocess.run(
         [
             sys.executable,
@@ -102,19 +103,26 @@ def test_demo_streams_rows_and_reads_them_back(tmp_path: Path) -> None:
             "closecast_tools.cli",
             "demo",
             "--exit",
+            "--days",
+            "12",
+            "--stocks",
+            "20",
             "--state-dir",
             str(tmp_path / "demo"),
         ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "total_results=400" in done.stdout
+    assert "rows back through GET /stock_data/: {10: " in done.stdout
     assert "quarantined bad records: 2" in done.stdout
-    assert done.stdout.rstrip().endswith("demo ok")
+    assert "model 1 (demo v1): 10 days" in done.stdout
+    assert "predictions: s3://closecast-databucket/predictions/demo/1/0010.csv" in done.stdout
+    assert "oracle" in done.stdout and "captured" in done.stdout
+    assert done.stdout.rstrip().splitlines()[-1].startswith("demo ok")
 
 
 def test_invoke_without_a_running_cloud_brings_one_up_for_the_call(tmp_path: Path) -> None:

@@ -24,14 +24,18 @@ def test_committed_openapi_document_matches_the_code() -> None:
 
 @pytest.mark.unit
 def test_openapi_document_names_every_resource_and_its_parameters() -> None:
-    """Given the document, then it has the four resources, GET and POST each, and the list parameters."""
+    """Given the document, then it has the resources, GET and POST each, the job routes (and the original's
+    /train-model/, /inference-model/), and the list parameters."""
     import json
 
     paths = json.loads(document())["paths"]
-    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences"}
-    assert resources <= set(paths)
-    assert all({"get", "post"} <= set(paths[p]) for p in resources)
-    assert "get" in paths["/model-inferences/{inference_id}/predictions"]
+    resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
+    predictions = "/model-inferences/{inference_id}/predictions"
+    assert set(paths) == resources | {"/jobs/{job_id}", "/train-model", "/inference-model", predictions}
+    assert set(paths[predictions]) == {"get"}
+    assert all({"get", "post"} <= set(paths[r]) for r in resources)
+    assert set(paths["/jobs/{job_id}"]) == {"get"}
+    assert set(paths["/train-model"]) == set(paths["/inference-model"]) == {"post"}
     names = {p["name"] for p in paths["/stock_data"]["get"]["parameters"]}
     assert {"page", "page_size", "date_id", "stock_id", "seconds_in_bucket"} <= names
 

@@ -110,7 +110,10 @@ def test_train_and_inference_are_images_that_consume_their_own_jobs_queue(templa
     """Given the image functions, then each is built from its Dockerfile on the repository context, consumes
     its own queue with partial batch responses, and may write only its own prefixes."""
     mappings = {m.function: m for m in template.event_source_mappings() if m.kind == "SQS"}
-    for logical_id, queue in (("TrainFunction", "TrainJobsQueue"), ("InferenceFunction", "InferenceJobsQueue")):
+    for logical_id, queue in (
+        ("TrainFunction", "TrainJobsQueue"),
+        ("InferenceFunction", "InferenceJobsQueue"),
+    ):
         spec = template.functions[logical_id]
         assert spec.package_type == "Image"
         assert spec.properties["Metadata"]["DockerContext"] == "."

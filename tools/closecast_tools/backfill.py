@@ -66,7 +66,9 @@ def local_target(config_path: Path) -> Target:
         raise ValueError(f"no local cloud config at {config_path}: start it first (closecast up)")
     config = json.loads(config_path.read_text())
     region = config.get("region") or REGION
-    rds = boto3.client("rds-data", endpoint_url=config["data_api_endpoint_url"], region_name=region, **CREDENTIALS)
+    rds = boto3.client(
+        "rds-data", endpoint_url=config["data_api_endpoint_url"], region_name=region, **CREDENTIALS
+    )
     s3 = boto3.client("s3", endpoint_url=config["aws_endpoint_url"], region_name=region, **CREDENTIALS)
     api = DataApi(rds, config["db_cluster_arn"], config["db_secret_arn"], config["database"])
     return Target(api, s3, config["bucket"], f"the local cloud ({config_path})")
@@ -77,12 +79,15 @@ def stack_target(stack: str, database: str, region: str | None) -> Target:
 
     outputs = {
         o["OutputKey"]: o["OutputValue"]
-        for o in boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)["Stacks"][0][
-            "Outputs"
-        ]
+        for o in boto3.client("cloudformation", region_name=region).describe_stacks(StackName=stack)[
+            "Stacks"
+        ][0]["Outputs"]
     }
     api = DataApi(
-        boto3.client("rds-data", region_name=region), outputs["DbClusterArn"], outputs["DbSecretArn"], database
+        boto3.client("rds-data", region_name=region),
+        outputs["DbClusterArn"],
+        outputs["DbSecretArn"],
+        database,
     )
     return Target(api, boto3.client("s3", region_name=region), outputs["BucketName"], f"stack {stack}")
 
@@ -94,7 +99,10 @@ def _statements(day: pd.DataFrame) -> list[str]:
         return [text]
     parts = len(text) // MAX_STATEMENT_BYTES + 1
     size = -(-len(day) // parts)
-    return [day.iloc[i : i + size].to_json(orient="records", double_precision=15) for i in range(0, len(day), size)]
+    return [
+        day.iloc[i : i + size].to_json(orient="records", double_precision=15)
+        for i in range(0, len(day), size)
+    ]
 
 
 def backfill(
@@ -108,27 +116,32 @@ def backfill(
     from tqdm import tqdm
 
     from closecast_ml.dataset import date_span, is_generated, iter_days
-    from closecast_ml.daystore import DayStore
+    from closecast_ml.daystore import DayStore, frame_of_records
 
     day_store = DayStore(target.api, target.s3, target.bucket)
     report = BackfillReport()
     span = date_span([source]) if is_generated(source) else None  # (a CSV would be read twice)
     total_days = None
     if span is not None:
-        first, last = span if date_range is None else (max(span[0], date_range[0]), min(span[1], date_range[1]))
+        first, last = (
+            span if date_range is None else (max(span[0], date_range[0]), min(span[1], date_range[1]))
+        )
         total_days = max(0, last - first + 1)
     started = time.perf_counter()
     with tqdm(total=total_days, unit="day", disable=not progress, file=sys.stderr) as bar:
         for day in iter_days(source, date_range=date_range):
             rows = day[list(KAGGLE_COLUMNS)]
             date_id = int(rows["date_id"].iloc[0])
+            as_sent: list[dict[str, Any]] = []
             for statement in _statements(rows):
                 stock_data.bulk_upsert_json(target.api, statement)
                 report.statements += 1
+                if store:  # the values exactly as the database parsed them (15 significant digits)
+                    as_sent.extend(json.loads(statement))
             if store:
                 source_of_day = book.day_sources(target.api, date_id, date_id)[date_id]
                 if source_of_day.complete:
-                    day_store.put_day(rows, source_of_day)
+                    day_store.put_day(frame_of_records(as_sent), source_of_day)
                     report.stored.append(date_id)
                 else:
                     report.incomplete.append(date_id)
@@ -148,14 +161,24 @@ def register(subparsers: Any) -> None:
         "stock_data and the day store by the bulk path, with a progress bar: the local cloud by default "
         f"({LOCAL_CONFIG}), or a deployed stack with --aws --stack NAME.",
     )
-    parser.add_argument("source", type=Path, help="train.csv, a directory of Kaggle CSVs, or a generated directory")
+    parser.add_argument(
+        "source", type=Path, help="train.csv, a directory of Kaggle CSVs, or a generated directory"
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--local", dest="aws", action="store_false", help="the local cloud (default)")
-    where.add_argument("--aws", dest="aws", action="store_true", help="a deployed stack, with the usual credentials")
-    parser.add_argument("--stack", default="closecast", help="the stack's name with --aws (default closecast)")
-    parser.add_argument("--database", default="closecast", help="the database name with --aws (default closecast)")
+    where.add_argument(
+        "--aws", dest="aws", action="store_true", help="a deployed stack, with the usual credentials"
+    )
+    parser.add_argument(
+        "--stack", default="closecast", help="the stack's name with --aws (default closecast)"
+    )
+    parser.add_argument(
+        "--database", default="closecast", help="the database name with --aws (default closecast)"
+    )
     parser.add_argument("--region", default=None)
-    parser.add_argument("--config", type=Path, default=LOCAL_CONFIG, help=f"local cloud config ({LOCAL_CONFIG})")
+    parser.add_argument(
+        "--config", type=Path, default=LOCAL_CONFIG, help=f"local cloud config ({LOCAL_CONFIG})"
+    )
     parser.add_argument("--from-date", type=int, default=None, help="first date_id (inclusive)")
     parser.add_argument("--to-date", type=int, default=None, help="last date_id (inclusive)")
     parser.add_argument("--no-store", action="store_true", help="the database only, not the day store")
@@ -177,7 +200,9 @@ def run_backfill(args: argparse.Namespace) -> int:
             print("closecast backfill: --from-date is after --to-date", file=sys.stderr)
             return 2
     try:
-        target = stack_target(args.stack, args.database, args.region) if args.aws else local_target(args.config)
+        target = (
+            stack_target(args.stack, args.database, args.region) if args.aws else local_target(args.config)
+        )
         report = backfill(
             args.source, target, date_range=date_range, store=not args.no_store, progress=not args.no_progress
         )

@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "closecast_tools.local.commands",
     "closecast_tools.market.commands",
     "closecast_tools.backfill",
+    "closecast_tools.backtest",
     "closecast_tools.openapi",
 )
 

@@ -149,7 +149,9 @@ def iter_day_rows(api: DataApi, date_id: int) -> Iterator[dict[str, Any]]:
 def stale_days(sources: Iterable[DaySource], stored: dict[int, StoredDay]) -> list[DaySource]:
     """Complete days that the store lacks or holds from an older state of the database."""
     return [
-        s for s in sources if s.complete and (s.date_id not in stored or stored[s.date_id].source != s.signature)
+        s
+        for s in sources
+        if s.complete and (s.date_id not in stored or stored[s.date_id].source != s.signature)
     ]
 
 

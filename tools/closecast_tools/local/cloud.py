@@ -362,7 +362,9 @@ class LocalCloud:
         for logical_id in self.template.of_type("AWS::S3::Bucket"):
             name = f"closecast-{logical_id.lower()}"
             s3.create_bucket(Bucket=name)
-            versioning = self.template.resources[logical_id].get("Properties", {}).get("VersioningConfiguration")
+            versioning = (
+                self.template.resources[logical_id].get("Properties", {}).get("VersioningConfiguration")
+            )
             if (versioning or {}).get("Status") == "Enabled":  # object versions, as the template asks
                 s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
             res.refs[logical_id] = name

@@ -42,10 +42,12 @@ def register(subparsers: Any) -> None:
     invoke.set_defaults(func=cmd_invoke)
 
     demo = subparsers.add_parser(
-        "demo", help="start the local cloud, stream sample rows, read them back over HTTP"
+        "demo",
+        help="start the local cloud; backfill and stream a synthetic market, train and infer through jobs",
     )
     _cloud_arguments(demo)
-    demo.add_argument("--rows", type=int, default=400, help="how many snapshot rows to stream (default 400)")
+    demo.add_argument("--days", type=int, default=30, help="days of synthetic market (default 30)")
+    demo.add_argument("--stocks", type=int, default=50, help="stocks (default 50)")
     demo.add_argument(
         "--exit", action="store_true", help="stop after the demo instead of serving until Ctrl-C"
     )
@@ -255,7 +257,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from closecast_tools.local.demo import run_demo
+    from closecast_tools.local.demo import DemoError, run_demo
 
     signals = _Signals()
     cloud = _start(args)
@@ -263,16 +265,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 130
     try:
         print(_ready_line(cloud), flush=True)
-        outcome = run_demo(cloud, rows=args.rows, out=sys.stdout)
+        outcome = run_demo(cloud, out=sys.stdout, days=args.days, stocks=args.stocks)
         if not outcome["ok"]:
             return 1
-        print(f"dashboard: {cloud.state['dashboard_url']}", flush=True)
         if not args.exit:
             print("serving; press Ctrl-C to stop", flush=True)
             signals.serve()
     except Interrupted as exc:
         print(f"interrupted by {exc}; stopping", file=sys.stderr, flush=True)
         return 130
+    except DemoError as exc:
+        print(f"demo FAILED: {exc}", flush=True)
+        return 1
     finally:
         signals.serving = True  # a second signal must not interrupt the stop
         cloud.stop()

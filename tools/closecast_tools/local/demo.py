@@ -1,100 +1,197 @@
-"""The demo behind `make demo`: synthetic auction snapshots onto the local Kinesis stream, through the ingest
-function into PostgreSQL, and back out through the HTTP API; one bad record shows the quarantine."""
+"""The demo behind `make demo`: a synthetic market of about 30 days through the whole application.
+
+1. `closecast generate`: 30 days (seed 7) into the state directory;
+2. the history (all but the last days) by `closecast backfill` into the database and the day store;
+3. the last days on the Kinesis stream, snapshot by snapshot, through the ingest function (plus two bad
+   records, which land in the S3 quarantine);
+4. a refit through `POST /jobs/` on the backfilled days, waited for through `GET /jobs/{id}`;
+5. each streamed day predicted by an inference job (MAE beside predicting zero), then learnt by a daily-update
+   job of the current model (the model chain grows one day at a time);
+6. the ML package's walk-forward backtest on the same generated directory, as a table;
+7. the URLs to look at, then the cloud keeps serving.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.request
+from pathlib import Path
 from typing import IO, Any
 
-import pandas as pd
-
-from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.local.cloud import LocalCloud, auth_headers, client
-from closecast_tools.market.generate import generate_frame
-from closecast_tools.market.replay import ReplayOptions, replay
+from closecast_tools.local.http import authorize, call
+
+DAYS = 30
+STREAMED_DAYS = 2
+STOCKS = 50
+SEED = 7
 
 
-def sample_frame(n: int, seed: int = 7) -> pd.DataFrame:
-    """The first `n` snapshot rows of a synthetic day, in time order."""
-    frame = generate_frame(days=1, seed=seed)
-    frame = frame.sort_values(["date_id", "seconds_in_bucket", "stock_id"]).head(n)
-    return frame[[c for c in KAGGLE_COLUMNS if c in frame.columns]].reset_index(drop=True)
+class DemoError(RuntimeError):
+    pass
 
 
-def get_json(url: str, headers: dict[str, str]) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - local gateway URL
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - local gateway URL
-        body: dict[str, Any] = json.loads(response.read())
-        return body
-
-
-def run_demo(cloud: LocalCloud, rows: int, out: IO[str], timeout_s: float = 120.0) -> dict[str, Any]:
-    state = cloud.state
-    data = sample_frame(rows)
-    date_id = int(data["date_id"].iloc[0])
-    kinesis = client("kinesis", state["aws_endpoint_url"])
-    print(
-        f"putting {len(data)} snapshot rows on stream {state['stream_name']} (one row per record)", file=out
-    )
-    started = time.perf_counter()
-    sent = replay([data], kinesis, state["stream_name"], ReplayOptions(shape="row", progress=False))
-    print(f"  {sent.text()}", file=out)
-    bad = {"stock_id": 1, "date_id": date_id, "seconds_in_bucket": 15, "imbalance_buy_sell_flag": 2}
-    kinesis.put_record(StreamName=state["stream_name"], Data=b"not json at all", PartitionKey="bad")
-    kinesis.put_record(StreamName=state["stream_name"], Data=json.dumps(bad).encode(), PartitionKey="bad")
-
-    url = f"{state['api_url']}/stock_data/?date_id={date_id}&page_size=1000"
+def wait_job(api: str, job_id: str, timeout_s: float = 600) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
-    body = get_json(url, auth_headers(state))
-    while body["total_results"] < len(data) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        body = get_json(url, auth_headers(state))
-    elapsed = time.perf_counter() - started
-    signed_in = f" (as {state['demo_user']['username']})" if state.get("auth") else ""
-    print(f"GET {url}{signed_in}", file=out)
+    while True:
+        status, job = call("GET", f"{api}/jobs/{job_id}")
+        if status != 200:
+            raise DemoError(f"GET /jobs/{job_id} answered {status}: {job}")
+        if job["status"] in ("succeeded", "failed"):
+            return dict(job)
+        if time.monotonic() > deadline:
+            raise DemoError(f"job {job_id} still {job['status']} after {timeout_s:.0f} s")
+        time.sleep(0.3)
+
+
+def run_job(api: str, body: dict[str, Any], out: IO[str]) -> dict[str, Any]:
+    status, job = call("POST", f"{api}/jobs/", body)
+    if status != 202:
+        raise DemoError(f"POST /jobs/ {body} answered {status}: {job}")
+    print(f"POST /jobs/ {json.dumps(body)} -> 202 job {job['id']} ({job['status']})", file=out, flush=True)
+    done = wait_job(api, job["id"])
+    if done["status"] != "succeeded":
+        raise DemoError(f"job {done['id']} failed: {done['error']}")
+    return done
+
+
+def _wait_rows(api: str, date_id: int, expected: int, timeout_s: float = 180) -> int:
+    deadline = time.monotonic() + timeout_s
+    total = 0
+    while time.monotonic() < deadline:
+        status, page = call("GET", f"{api}/stock_data/?date_id={date_id}&page_size=1")
+        total = int(page["total_results"]) if status == 200 else 0
+        if total >= expected:
+            break
+        time.sleep(0.3)
+    return total
+
+
+def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = STOCKS) -> dict[str, Any]:
+    from closecast_ml.backtest import format_table, run_backtest
+    from closecast_ml.dataset import read_dataset, split_days
+    from closecast_tools.backfill import backfill, local_target
+    from closecast_tools.market.generate import write_dataset
+    from closecast_tools.market.replay import ReplayOptions, replay
+
+    started = time.perf_counter()
+    state = cloud.state
+    authorize(lambda: auth_headers(state))  # the demo user's token, when the cloud runs with sign-in
+    api = state["api_url"]
+    market = cloud.options.state_dir / "demo-market"
+    summary = write_dataset(market, days=days, seed=SEED, n_stocks=stocks)
     print(
-        f"  -> total_results={body['total_results']} total_pages={body['total_pages']} page={body['page']} "
-        f"page_size={body['page_size']} ({elapsed:.1f}s after PutRecords)",
+        f"1. generated {summary.rows} rows ({days} days x {stocks} stocks, seed {SEED}) in {market}", file=out
+    )
+
+    last_history = days - STREAMED_DAYS - 1
+    report = backfill(
+        market,
+        local_target(cloud.options.state_dir / "local.json"),
+        date_range=(0, last_history),
+        progress=True,
+    )
+    print(f"2. {report.text()}", file=out, flush=True)
+
+    streamed = [
+        d
+        for d in split_days(read_dataset(market, with_oracle=False))
+        if int(d["date_id"].iloc[0]) > last_history
+    ]
+    kinesis = client("kinesis", state["aws_endpoint_url"])
+    sent = replay(streamed, kinesis, state["stream_name"], ReplayOptions(shape="envelope", progress=False))
+    kinesis.put_record(StreamName=state["stream_name"], Data=b"not json at all", PartitionKey="bad")
+    bad = {"stock_id": 1, "date_id": last_history + 1, "seconds_in_bucket": 15, "imbalance_buy_sell_flag": 2}
+    kinesis.put_record(StreamName=state["stream_name"], Data=json.dumps(bad).encode(), PartitionKey="bad")
+    arrived = {
+        int(d["date_id"].iloc[0]): _wait_rows(api, int(d["date_id"].iloc[0]), len(d)) for d in streamed
+    }
+    print(f"3. streamed the last {len(streamed)} days onto Kinesis: {sent.text()}", file=out)
+    print(f"   rows back through GET /stock_data/: {arrived}", file=out)
+    quarantined = _quarantined(cloud, expected=2)
+    print(f"   quarantined bad records: {len(quarantined)} (s3://{state['bucket']}/quarantine/...)", file=out)
+    for reason in quarantined:
+        print(f"     {reason}", file=out)
+
+    print("4. refit on the backfilled days:", file=out, flush=True)
+    job = run_job(api, {"kind": "train", "model_name": "demo", "up_to_date_id": last_history}, out)
+    model = job["result"]
+    print(
+        f"   model {model['model_id']} ({model['name']} v{model['version']}): {model['days_trained']} days, "
+        f"{model['rows']} rows, validation MAE {model['valid_metrics']['mae']:.3f} vs zero "
+        f"{model['valid_metrics']['zero_mae']:.3f}, {job['result']['seconds']:.1f} s",
         file=out,
     )
-    frame = pd.DataFrame(body["data"])
-    if not frame.empty:
-        shown = [
-            "row_id",
-            "imbalance_size",
-            "imbalance_buy_sell_flag",
-            "reference_price",
-            "bid_price",
-            "ask_price",
-            "wap",
-            "target",
-        ]
-        print(frame[shown].head(8).to_string(index=False), file=out)
+
+    print(
+        "5. each streamed day: predict it (inference job), then learn it (daily update job)",
+        file=out,
+        flush=True,
+    )
+    rows = []
+    model_id = model["model_id"]
+    for day in sorted(arrived):
+        inference = run_job(api, {"kind": "inference", "model_id": model_id, "date_id": day}, out)["result"]
+        update = run_job(
+            api, {"kind": "train", "model_name": "demo", "parent_id": model_id, "date_id": day}, out
+        )
+        result = update["result"]
+        next_id = result["model_id"]
+        rows.append(
+            (
+                day,
+                model_id,
+                inference["mae"],
+                inference["zero_mae"],
+                next_id,
+                result.get("kept_parent", False),
+            )
+        )
+        print(f"   predictions: {inference['predictions_uri']}", file=out)
+        model_id = next_id
+    print(f"   {'date_id':>7} {'model':>5} {'MAE':>8} {'zero MAE':>9}  then", file=out)
+    for day, used, mae, zero, nxt, kept in rows:
+        then = f"kept model {nxt} (update was worse)" if kept else f"updated -> model {nxt}"
+        print(f"   {day:>7} {used:>5} {mae:>8.3f} {zero:>9.3f}  {then}", file=out)
+
+    print("6. walk-forward backtest on the same market (closecast backtest):", file=out, flush=True)
+    train_days = days - 3
+    result = run_backtest(market, train_days=train_days, models=("daily", "frozen", "seed"))
+    print(f"   trained on {train_days} days, walked {len(result['days'])}:", file=out)
+    for line in format_table(result).splitlines():
+        print(f"   {line}", file=out)
+
+    print("7. look around:", file=out)
+    print(f"   dashboard: {state['dashboard_url']}", file=out)
+    for path in ("/jobs/", "/models/", "/model-inferences/", f"/stock_data/?date_id={days - 1}&page_size=5"):
+        print(f"   {api}{path}", file=out)
+    print(
+        f"   s3://{state['bucket']}/ at {state['aws_endpoint_url']} (days/, models/, predictions/, quarantine/)",
+        file=out,
+    )
+    seconds = time.perf_counter() - started
+    ok = (
+        all(arrived[d] == len(s) for d, s in zip(sorted(arrived), streamed, strict=True))
+        and len(quarantined) == 2
+    )
+    print(f"demo {'ok' if ok else 'FAILED'} in {seconds:.0f} s", file=out, flush=True)
+    return {"ok": ok, "seconds": seconds, "inferences": rows}
+
+
+def _quarantined(cloud: LocalCloud, expected: int, timeout_s: float = 60) -> list[str]:
+    state = cloud.state
     s3 = client("s3", state["aws_endpoint_url"])
-    quarantined: list[str] = []
-    while len(quarantined) < 2 and time.monotonic() < deadline:
-        listing = s3.list_objects_v2(Bucket=state["bucket"], Prefix="quarantine/")
-        quarantined = [o["Key"] for o in listing.get("Contents", [])]
-        if len(quarantined) < 2:
+    deadline = time.monotonic() + timeout_s
+    keys: list[str] = []
+    while len(keys) < expected and time.monotonic() < deadline:
+        keys = [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=state["bucket"], Prefix="quarantine/").get("Contents", [])
+        ]
+        if len(keys) < expected:
             time.sleep(0.2)
-    print(f"quarantined bad records: {len(quarantined)}", file=out)
-    for key in quarantined:
+    reasons = []
+    for key in keys:
         document = json.loads(s3.get_object(Bucket=state["bucket"], Key=key)["Body"].read())
-        detail = "; ".join(
-            f"{e['field']}: {e['message']}" for r in document["rejections"] for e in r["errors"]
-        )
-        print(
-            f"  s3://{state['bucket']}/{key}: {document['reason']}{' (' + detail + ')' if detail else ''}",
-            file=out,
-        )
-    ok = body["total_results"] == len(data)
-    print("demo ok" if ok else "demo FAILED: not every row came back", file=out, flush=True)
-    return {
-        "rows": len(data),
-        "returned": body["total_results"],
-        "quarantined": len(quarantined),
-        "seconds": elapsed,
-        "ok": ok,
-    }
+        reasons.append(f"{Path(key).name}: {document['reason']}")
+    return reasons

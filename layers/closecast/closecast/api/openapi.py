@@ -22,7 +22,6 @@ def document() -> str:
     schema = app.get_openapi_json_schema(
         title="closecast",
         version=__version__,
-        description=
-            "Auction snapshots, date mappings, models, model inferences and jobs (training, inference) of closecast.",
+        description="Auction snapshots, date mappings, models, model inferences and jobs (training, inference) of closecast.",
     )
     return json.dumps(json.loads(schema), indent=2, sort_keys=True) + "\n"

@@ -40,9 +40,12 @@ class DateSelection(_Params):
         if (self.start_date_id is None) != (self.end_date_id is None):
             missing = "end_date_id" if self.end_date_id is None else "start_date_id"
             raise ValueError(f"{missing} is required with {_other(missing)}")
-        if self.start_date_id is not None and self.end_date_id is not None:
-            if self.start_date_id > self.end_date_id:
-                raise ValueError("start_date_id must not be after end_date_id")
+        if (
+            self.start_date_id is not None
+            and self.end_date_id is not None
+            and self.start_date_id > self.end_date_id
+        ):
+            raise ValueError("start_date_id must not be after end_date_id")
         chosen = [
             name
             for name, value in (
@@ -55,7 +58,9 @@ class DateSelection(_Params):
         if not chosen:
             raise ValueError("give date_id, start_date_id + end_date_id, or up_to_date_id")
         if len(chosen) > 1:
-            raise ValueError(f"give only one of date_id, start_date_id + end_date_id, up_to_date_id: {chosen}")
+            raise ValueError(
+                f"give only one of date_id, start_date_id + end_date_id, up_to_date_id: {chosen}"
+            )
         return self
 
     def date_range(self) -> tuple[int, int]:
@@ -118,7 +123,9 @@ class StoreDayJobCreate(StoreDayParams):
 JobCreate = Annotated[TrainJobCreate | InferenceJobCreate | StoreDayJobCreate, Field(discriminator="kind")]
 
 
-def split_create(body: TrainJobCreate | InferenceJobCreate | StoreDayJobCreate) -> tuple[str, dict[str, Any], str | None]:
+def split_create(
+    body: TrainJobCreate | InferenceJobCreate | StoreDayJobCreate,
+) -> tuple[str, dict[str, Any], str | None]:
     """(kind, params as stored, client token) of a POST /jobs/ body."""
     params = body.model_dump(exclude={"kind", "client_token"}, exclude_none=True)
     return body.kind, params, body.client_token

@@ -1,0 +1,113 @@
+"""Features: one pure function of a day's rows up to each second, whole-day and snapshot by snapshot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from closecast_ml.features import (
+    FEATURE_SETS,
+    SnapshotFeaturizer,
+    UnknownFeatureSet,
+    day_features,
+    feature_names,
+    learn_stats,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+@pytest.mark.parametrize("feature_set", sorted(FEATURE_SETS))
+def test_snapshot_by_snapshot_features_are_identical_to_whole_day_features(
+    market: pd.DataFrame, feature_set: str
+) -> None:
+    """Given two days of rows and the per-stock statistics, when the features are computed for the whole days at
+    once and then one snapshot at a time (in stream order), then every value is bit-for-bit the same."""
+    rows = market[market["date_id"].isin([2, 3])].reset_index(drop=True)
+    stats = learn_stats(market)
+    whole = day_features(rows, feature_set, stats).to_numpy()
+    featurizer = SnapshotFeaturizer(feature_set, stats)
+    streamed = np.full_like(whole, np.nan)
+    for _, snapshot in rows.groupby(["date_id", "seconds_in_bucket"], sort=True):
+        streamed[snapshot.index.to_numpy()] = featurizer.add_matrix(snapshot)
+    assert _same(whole, streamed).all()
+
+
+def test_rows_in_any_order_give_each_row_its_own_features(market: pd.DataFrame) -> None:
+    """Given a day's rows shuffled, when the features are computed, then each row gets what it gets in order."""
+    rows = market[market["date_id"] == 1].reset_index(drop=True)
+    shuffled = rows.sample(frac=1.0, random_state=3)
+    expected = day_features(rows, "full").loc[shuffled.index].to_numpy()
+    assert _same(day_features(shuffled, "full").to_numpy(), expected).all()
+
+
+def test_changing_a_later_snapshot_changes_no_earlier_feature(market: pd.DataFrame) -> None:
+    """Given a day, when every value of its snapshots from second 300 on is changed, then the features of the
+    rows before second 300 are unchanged (no look-ahead), and those from 300 on do change."""
+    rows = market[market["date_id"] == 4].reset_index(drop=True)
+    changed = rows.copy()
+    later = changed["seconds_in_bucket"] >= 300
+    for column in ("wap", "bid_price", "ask_price", "reference_price", "matched_size", "imbalance_size"):
+        changed.loc[later, column] = changed.loc[later, column] * 1.01
+    before, after = day_features(rows, "full").to_numpy(), day_features(changed, "full").to_numpy()
+    early = (~later).to_numpy()
+    assert _same(before[early], after[early]).all()
+    assert not _same(before[~early], after[~early]).all()
+
+
+def test_a_snapshot_missing_a_stock_leaves_the_others_identical(market: pd.DataFrame) -> None:
+    """Given a day whose stock 5 misses second 100, when streamed, then the values still match the whole day."""
+    rows = market[market["date_id"] == 2]
+    rows = rows[~((rows["stock_id"] == 5) & (rows["seconds_in_bucket"] == 100))].reset_index(drop=True)
+    whole = day_features(rows, "full").to_numpy()
+    featurizer = SnapshotFeaturizer("full")
+    streamed = np.concatenate([featurizer.add_matrix(s) for _, s in rows.groupby("seconds_in_bucket")])
+    assert _same(whole, streamed).all()
+
+
+def test_seed_set_is_exactly_the_seed_projects_29_columns() -> None:
+    """Given the `seed` set, then it has the 12 raw columns, imb_s1, imb_s2 and the 15 price differences."""
+    names = feature_names("seed")
+    assert len(names) == 29 == len(set(names))
+    assert names[:12] == [
+        "seconds_in_bucket", "imbalance_buy_sell_flag", "imbalance_size", "matched_size", "bid_size",
+        "ask_size", "reference_price", "far_price", "near_price", "ask_price", "bid_price", "wap",
+    ]  # fmt: skip
+    assert names[12:14] == ["imb_s1", "imb_s2"]
+    assert all("_minus_" in name for name in names[14:]) and len(names[14:]) == 15
+
+
+def test_seed_imbalance_features_follow_their_formulas(one_day: pd.DataFrame) -> None:
+    """Given a day, then imb_s1 = (bid-ask)/(bid+ask), imb_s2 = (imb-matched)/(matched+imb), and the price
+    differences are differences."""
+    features = day_features(one_day, "seed")
+    bid, ask = one_day["bid_size"], one_day["ask_size"]
+    imb, matched = one_day["imbalance_size"], one_day["matched_size"]
+    np.testing.assert_allclose(features["imb_s1"], (bid - ask) / (bid + ask), rtol=1e-6)
+    np.testing.assert_allclose(features["imb_s2"], (imb - matched) / (matched + imb), rtol=1e-6)
+    np.testing.assert_allclose(
+        features["bid_price_minus_wap"], one_day["bid_price"] - one_day["wap"], atol=1e-7
+    )
+
+
+@pytest.mark.parametrize("feature_set", sorted(FEATURE_SETS))
+def test_no_feature_is_an_id_or_the_target(feature_set: str) -> None:
+    """Given any feature set, then row_id, time_id, date_id and target are not among its columns."""
+    assert not {"row_id", "time_id", "date_id", "target"} & set(feature_names(feature_set))
+
+
+def test_features_never_read_the_target(one_day: pd.DataFrame) -> None:
+    """Given a day with its targets, when the targets are scrambled, then the features do not change."""
+    scrambled = one_day.assign(target=np.random.default_rng(1).normal(size=len(one_day)))
+    assert _same(day_features(one_day, "full").to_numpy(), day_features(scrambled, "full").to_numpy()).all()
+
+
+def test_an_unknown_feature_set_is_refused(one_day: pd.DataFrame) -> None:
+    """Given a feature set name that does not exist, then UnknownFeatureSet names the known ones."""
+    with pytest.raises(UnknownFeatureSet, match="full"):
+        day_features(one_day, "fancy")
