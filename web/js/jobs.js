@@ -11,7 +11,7 @@ export function busy(kind) {
   return active.has(kind);
 }
 
-function describeJob(job) {
+export function describeJob(job) {
   const p = job.params || {};
   if (job.kind === "train") {
     const days =

@@ -2,7 +2,7 @@
 // day or predict it (the page waits for the job, and offers nothing twice while it runs).
 
 import { get } from "../api.js";
-import { busy, pendingJobs, renderJob, runJob } from "../jobs.js";
+import { busy, describeJob, pendingJobs, renderJob, resultText, runJob } from "../jobs.js";
 import * as store from "../store.js";
 import { $, chart, clearChart, el, errorText, fmt, inlineState, line, PALETTE, when } from "../ui.js";
 
@@ -48,9 +48,9 @@ async function loadJobs() {
                 {},
                 el("td", { text: j.kind }),
                 el("td", {}, badge(j.status)),
-                el("td", { text: Object.entries(j.params || {}).map(([k, v]) => `${k}=${v}`).join(" ") }),
+                el("td", { class: "wrap", text: describeJob(j) }),
                 el("td", { text: shortWhen(j.created_at) }),
-                el("td", { text: j.status === "failed" ? j.error || "" : j.result?.model_id ? `model #${j.result.model_id}` : j.result?.mae !== undefined ? `MAE ${fmt(j.result.mae, 3)}` : "" }),
+                el("td", { class: "wrap", text: j.status === "failed" ? j.error || "failed" : j.status === "succeeded" ? resultText(j) : "" }),
               ),
             ),
           ),
