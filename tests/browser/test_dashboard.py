@@ -262,6 +262,41 @@ def test_overview_shows_the_latest_model_and_inference(dash: Dashboard, screensh
     assert dash.errors == []
 
 
+def test_controls_are_labelled_and_reachable_by_keyboard(dash: Dashboard, screenshots: Path) -> None:
+    """Given each view on a laptop-sized window, then every select and input has a label, nothing overflows
+    sideways, the tab key reaches the view's controls, and a lineage node is chosen with the keyboard."""
+    for view in ("overview", "data", "models", "predictions"):
+        dash.page.set_viewport_size({"width": 1280, "height": 720})
+        dash.open(view)
+        unlabelled = dash.page.evaluate(
+            "() => [...document.querySelectorAll('main section:not([hidden]) select, main section:not([hidden]) input')]"
+            ".filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.id)"
+        )
+        assert unlabelled == [], view
+        assert dash.page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth"), view
+        reached = set()
+        for _ in range(25):
+            dash.page.keyboard.press("Tab")
+            reached.add(
+                dash.page.evaluate("() => document.activeElement.id || document.activeElement.tagName")
+            )
+        expected = {
+            "overview": "ov-train",
+            "data": "data-stock",
+            "models": "m-train",
+            "predictions": "p-run",
+        }[view]
+        assert expected in reached, (view, reached)
+    dash.page.set_viewport_size({"width": 1440, "height": 900})
+    dash.open("models")
+    node = dash.page.locator("#m-lineage svg .node").first
+    model_id = node.get_attribute("data-model-id")
+    node.focus()
+    dash.after(lambda: dash.page.keyboard.press("Enter"), "models")
+    assert f"model={model_id}" in dash.page.evaluate("() => location.hash")
+    assert dash.errors == []
+
+
 # ------------------------------------------------------------------ bad input and faults
 
 
