@@ -3,7 +3,7 @@
 
 import { busy, runJob } from "../jobs.js";
 import * as store from "../store.js";
-import { $, chart, clearChart, el, errorText, fillSelect, fmt, inlineState, line, PALETTE, when } from "../ui.js";
+import { $, chart, clearChart, el, fillSelect, fmt, inlineState, PALETTE, when } from "../ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 let selected = null;
@@ -134,23 +134,27 @@ function drawDetail(model, byId) {
   const scored = chain.map((m) => ({ m, v: store.validation(m) }));
   if (!scored.some((s) => s.v.mae !== null)) return clearChart("m-chain", "empty", "This model records no validation MAE.");
   chart("m-chain", {
-    type: "line",
+    type: "bar",
     data: {
-      labels: scored.map((s) => `#${store.modelId(s.m)} (day ${s.m.last_trained_date_id ?? "?"})`),
-      datasets: [line("validation MAE", scored.map((s) => s.v.mae), PALETTE.model, { pointRadius: 4 }), line("predicting zero", scored.map((s) => s.v.zero), PALETTE.zero, { borderDash: [5, 4], pointRadius: 3 })],
+      labels: scored.map((s) => `#${store.modelId(s.m)} (through day ${s.m.last_trained_date_id ?? "?"})`),
+      datasets: [
+        { label: "validation MAE", data: scored.map((s) => s.v.mae), backgroundColor: PALETTE.model, maxBarThickness: 48 },
+        { label: "predicting zero", data: scored.map((s) => s.v.zero), backgroundColor: "#c9d1d9", maxBarThickness: 48 },
+      ],
     },
-    options: { scales: { y: { title: { display: true, text: "MAE (bps)" } } } },
+    options: { scales: { y: { beginAtZero: true, title: { display: true, text: "MAE (bps)" } } } },
   });
 }
 
 function drawTable(models) {
   const box = $("#m-table");
   if (!models.length) return inlineState(box, "empty", "The registry is empty.");
+  const withDays = models.some((m) => store.daysTrained(m).length); // the listing may not carry the days
   box.replaceChildren(
     el(
       "table",
       {},
-      el("thead", {}, el("tr", {}, ["id", "name", "version", "parent", "feature set", "trained through", "days", "valid MAE", "zero MAE", "created"].map((h) => el("th", { text: h })))),
+      el("thead", {}, el("tr", {}, ["id", "name", "version", "parent", "feature set", "trained through", withDays ? "days" : null, "valid MAE", "zero MAE", "created"].filter(Boolean).map((h) => el("th", { text: h })))),
       el(
         "tbody",
         {},
@@ -166,7 +170,7 @@ function drawTable(models) {
             el("td", { text: parentOf(m) ? `#${parentOf(m)}` : "—" }),
             el("td", { text: m.feature_set || "—" }),
             el("td", { text: m.last_trained_date_id ?? "—" }),
-            el("td", { class: "num", text: store.daysTrained(m).length || "—" }),
+            withDays ? el("td", { class: "num", text: store.daysTrained(m).length || "—" }) : null,
             el("td", { class: "num", text: fmt(v.mae, 3) }),
             el("td", { class: "num", text: fmt(v.zero, 3) }),
             el("td", { text: when(m.created_at) }),
