@@ -47,9 +47,10 @@ class DashboardConfig(NamedTuple):
             or env.get("AWS_ENDPOINT_URL")
             or f"https://cognito-idp.{region}.amazonaws.com"
         )
+        signed_in = env.get("API_AUTHORIZATION", "cognito-groups") != "none"  # `closecast up --no-auth`
         return cls(
             region=region,
-            user_pool_id=env.get("USER_POOL_ID", ""),
+            user_pool_id=env.get("USER_POOL_ID", "") if signed_in else "",
             client_id=env.get("USER_POOL_CLIENT_ID", ""),
             cognito_endpoint=endpoint.rstrip("/") + "/",
         )

@@ -111,6 +111,8 @@ def test_config_names_the_user_pool_and_the_sign_in_endpoint(app: Any) -> None:
         == "http://127.0.0.1:5000/"
     )
     assert json.loads(get(app, "/dashboard/config.json")["body"])["auth"] is None
+    no_auth = config(app, USER_POOL_ID="p", USER_POOL_CLIENT_ID="c", API_AUTHORIZATION="none")
+    assert json.loads(get(app, "/dashboard/config.json", no_auth)["body"])["auth"] is None  # up --no-auth
 
 
 def test_the_handler_answers_the_sample_event(app: Any) -> None:
