@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help install demo up test test-fast lint format build bench clean
+.PHONY: help install browser demo up test test-fast lint format build bench clean vendor-check
 
 help:
 	@echo "make demo   - start the local cloud, stream sample rows, read them back through the HTTP API"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff + mypy + template lint"
 	@echo "make build  - sam build (zip functions and the layer)"
 	@echo "make bench  - benchmarks -> benchmarks/results.json"
+	@echo "make vendor-check - the dashboard's vendored chart library against the pinned npm package"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,13 +26,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The browser tests drive Debian's chromium (never a downloaded browser); installed here on a fresh machine.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
 demo: install
 	$(BIN)/closecast demo
 
 up: install
 	$(BIN)/closecast up
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 lint: install
@@ -49,6 +54,9 @@ build: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+vendor-check: install
+	$(BIN)/python -m closecast_tools.vendor
 
 clean:
 	rm -rf .aws-sam .closecast .pytest_cache .mypy_cache .ruff_cache

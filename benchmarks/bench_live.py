@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ import pandas as pd
 
 from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.local import loop
-from closecast_tools.local.cloud import CloudOptions, LocalCloud, client, repo_root
+from closecast_tools.local.cloud import CloudOptions, LocalCloud, auth_headers, client, repo_root
+from closecast_tools.local.http import authorize
 
 MODEL = "closecast"
+
+# the demo user's Authorization header once a cloud is up: reads go through the JWT check as on AWS
+_SIGN_IN: Callable[[], dict[str, str]] = dict
 
 
 def _env(name: str, default: int) -> int:
@@ -47,7 +52,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _total(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=_SIGN_IN()), timeout=30) as response:
         return int(json.loads(response.read())["total_results"])
 
 
@@ -129,6 +134,7 @@ def run() -> dict[str, Any]:
     days = [d.reset_index(drop=True) for _, d in market[market["date_id"] >= base_days].groupby("date_id")]
     with tempfile.TemporaryDirectory() as tmp:
         cloud = LocalCloud(CloudOptions(root=repo_root(), state_dir=Path(tmp) / "state")).start()
+        _sign_in_as_demo_user(cloud.state)
         try:
             state = cloud.state
             started = time.perf_counter()
@@ -239,3 +245,9 @@ def run() -> dict[str, Any]:
         },
         "per_day": per_day,
     }
+
+
+def _sign_in_as_demo_user(state: dict[str, Any]) -> None:
+    global _SIGN_IN
+    _SIGN_IN = lambda: auth_headers(state)  # noqa: E731
+    authorize(_SIGN_IN)

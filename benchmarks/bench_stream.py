@@ -31,7 +31,8 @@ from botocore.config import Config
 from closecast.db.data_api import DataApi
 from closecast.market.schema import KAGGLE_COLUMNS, STORED_COLUMNS, Snapshot
 from closecast.resources.stock_data import sql
-from closecast_tools.local.cloud import CloudOptions, LocalCloud, client, repo_root
+from closecast_tools.local.cloud import CloudOptions, LocalCloud, auth_headers, client, repo_root
+from closecast_tools.local.http import authorize
 from closecast_tools.market.replay import batches, rows_as_dicts, snapshot_records
 
 ROUNDS = 3
@@ -39,6 +40,9 @@ STREAM_COPIES = 3
 TRIES = 20
 API_TRIES = 50
 EXAMPLE = repo_root().parent / "shared" / "data" / "kaggle-example" / "test.csv"
+
+# the demo user's Authorization header once a cloud is up: reads go through the JWT check as on AWS
+_SIGN_IN: Callable[[], dict[str, str]] = dict
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -115,7 +119,7 @@ def _timed(work: Callable[[], Any]) -> float:
 
 
 def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=_SIGN_IN()), timeout=60) as response:
         return dict(json.loads(response.read()))
 
 
@@ -145,6 +149,7 @@ def run() -> dict[str, Any]:
     n = len(frame)
     with tempfile.TemporaryDirectory() as tmp:
         cloud = LocalCloud(CloudOptions(root=repo_root(), state_dir=Path(tmp) / "state")).start()
+        _sign_in_as_demo_user(cloud.state)
         try:
             assert cloud.data_api is not None and cloud.postgres is not None
             dsn = cloud.postgres.ensure_database(cloud.database)
@@ -255,3 +260,9 @@ def run() -> dict[str, Any]:
 
 if __name__ == "__main__":
     print(json.dumps(run(), indent=2))
+
+
+def _sign_in_as_demo_user(state: dict[str, Any]) -> None:
+    global _SIGN_IN
+    _SIGN_IN = lambda: auth_headers(state)  # noqa: E731
+    authorize(_SIGN_IN)

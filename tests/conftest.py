@@ -43,9 +43,16 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     state_dir = tmp_path_factory.mktemp("closecast-state")
     cloud = LocalCloud(CloudOptions(root=REPO, state_dir=state_dir))
     cloud.start()
+    # the tools' HTTP helper (jobs, the live loop driver) signs in as the demo user: sign-in is not their point
+    from closecast_tools.local.cloud import auth_headers
+    from closecast_tools.local.http import authorize
+
+    state = cloud.state
+    authorize(lambda: auth_headers(state))
     try:
         yield cloud
     finally:
+        authorize(dict)
         cloud.stop()
 
 

@@ -40,6 +40,8 @@ EXPECTED_STATUS: dict[str, int] = {
     "stock_data/post-multipart-no-boundary.json": 415,
     "stock_data/post-original-envelope.json": 201,
     "stock_data/post-rows.json": 201,
+    "web/get-config.json": 200,
+    "web/get-index.json": 200,
 }
 
 # POSTs that queue a job: the stubbed handler tests have no queue, so only the local cloud runs them.

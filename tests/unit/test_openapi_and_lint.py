@@ -32,8 +32,10 @@ def test_openapi_document_names_every_resource_and_its_parameters() -> None:
     paths = json.loads(document())["paths"]
     resources = {"/stock_data", "/date_mappings", "/models", "/model-inferences", "/jobs"}
     live = {"/predictions", "/champions", "/promotions", "/models/{model_id}/champion"}
-    others = {"/jobs/{job_id}", "/train-model", "/inference-model", "/healthcheck"}
+    predictions = "/model-inferences/{inference_id}/predictions"
+    others = {"/jobs/{job_id}", "/train-model", "/inference-model", "/healthcheck", predictions}
     assert set(paths) == resources | live | others
+    assert set(paths[predictions]) == {"get"}
     assert all({"get", "post"} <= set(paths[r]) for r in resources)
     assert set(paths["/healthcheck"]) == {"get"}
     assert set(paths["/jobs/{job_id}"]) == {"get"}

@@ -220,17 +220,21 @@ def test_the_migrations_resource_names_the_latest_migration(template: Template) 
 # ------------------------------------------------------------------ sign-in and least privilege
 
 
-def test_every_route_but_healthcheck_has_the_jwt_authorizer(template: Template) -> None:
-    """Given the HTTP routes, then each is guarded by the Cognito JWT authorizer except /healthcheck, which is
-    open (and is the layer's only public path)."""
+def test_every_route_but_healthcheck_and_the_dashboard_page_has_the_jwt_authorizer(template: Template) -> None:
+    """Given the HTTP routes, then each is guarded by the Cognito JWT authorizer except /healthcheck (the layer's
+    only public API path) and the dashboard's static files (no data: the page signs in and calls the API)."""
     from closecast.api.auth import PUBLIC_PATHS
 
     routes = template.routes()
     assert routes
-    for route in routes:
+    api_routes = [r for r in routes if r.function != "DashboardFunction"]
+    for route in api_routes:
         public = (route.path.rstrip("/") or "/") in PUBLIC_PATHS
         assert route.authorizer == (None if public else "CognitoJwt"), route
-    assert {r.path.rstrip("/") for r in routes if r.authorizer is None} == set(PUBLIC_PATHS)
+    assert {r.path.rstrip("/") for r in api_routes if r.authorizer is None} == set(PUBLIC_PATHS)
+    page = [r for r in routes if r.function == "DashboardFunction"]
+    assert page and all(r.authorizer is None and r.path.startswith("/dashboard") for r in page)
+    assert all(r.method == "GET" for r in page)
 
 
 def test_the_authorizer_trusts_our_pool_and_our_app_client_only(template: Template) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from closecast.db.data_api import Result
 from closecast.db.errors import TransientDatabaseError, database_error_from_message
-from tests.event_statuses import EXPECTED_STATUS, NEEDS_QUEUE
+from tests.event_statuses import EXPECTED_STATUS, NEEDS_QUEUE, STATIC_PAGE
 from tests.unit.api.conftest import BUCKET, Answered, FakeDataApi, event, snapshot
 
 pytestmark = pytest.mark.unit
@@ -34,7 +34,7 @@ def _no_model_999999(sql: str, params: dict[str, Any]) -> Result | None:
 # ------------------------------------------------------------------ sample events
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPECTED_STATUS) - NEEDS_QUEUE))
+@pytest.mark.parametrize("name", sorted(set(EXPECTED_STATUS) - NEEDS_QUEUE - STATIC_PAGE))
 def test_each_sample_event_answers_its_exact_status(call: Call, fake_api: FakeDataApi, name: str) -> None:
     """Given a sample event of events/ and a stubbed database, when its function handles it, then the answer
     is the status the event stands for, with a JSON body."""

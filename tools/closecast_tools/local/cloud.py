@@ -571,6 +571,7 @@ class LocalCloud:
         bucket = self.template.of_type("AWS::S3::Bucket")[0]
         self.state = {
             "api_url": self.gateway.url,
+            "dashboard_url": f"{self.gateway.url}/dashboard/",
             "aws_endpoint_url": self.aws_endpoint_url,
             "data_api_endpoint_url": self.data_api.url,
             "region": REGION,

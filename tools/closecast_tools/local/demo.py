@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from closecast_tools.local import loop
-from closecast_tools.local.cloud import LocalCloud, client
-from closecast_tools.local.http import call
+from closecast_tools.local.cloud import LocalCloud, auth_headers, client
+from closecast_tools.local.http import authorize, call
 
 DAYS = 30
 STREAMED_DAYS = 1  # streamed before any model exists: stored, not predicted
@@ -81,6 +81,7 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
 
     started = time.perf_counter()
     state = cloud.state
+    authorize(lambda: auth_headers(state))  # the demo user's token, when the cloud runs with sign-in
     api = state["api_url"]
     market = cloud.options.state_dir / "demo-market"
     summary = write_dataset(market, days=days, seed=SEED, n_stocks=stocks)
@@ -194,6 +195,7 @@ def run_demo(cloud: LocalCloud, out: IO[str], days: int = DAYS, stocks: int = ST
         print(f"   {line}", file=out)
 
     print("7. look around:", file=out)
+    print(f"   dashboard: {state['dashboard_url']}", file=out)
     for path in (
         "/jobs/",
         "/models/",

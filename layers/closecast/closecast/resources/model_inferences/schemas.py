@@ -35,3 +35,13 @@ class ModelInferenceRecord(BaseModel):
     n_targets: int | None = Field(default=None, description="rows whose target was known")
     centered: bool = False
     job_id: str | None = None
+
+
+class PredictionRow(BaseModel):
+    """One row of a day's predictions file."""
+
+    row_id: str
+    stock_id: int
+    seconds_in_bucket: int
+    prediction: float | None
+    target: float | None = Field(description="the row's target when it was known at inference time")

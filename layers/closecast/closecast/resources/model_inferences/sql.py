@@ -11,6 +11,7 @@ COLUMNS = (
     "id, model_id, date_id, predictions_uri, n_rows, mae, created_at, zero_mae, n_targets, centered, "
     "job_id::text AS job_id"
 )
+LIST_COLUMNS = COLUMNS
 
 
 def list_model_inferences(
@@ -21,7 +22,7 @@ def list_model_inferences(
     )
     return list_page(
         api,
-        select=COLUMNS,
+        select=LIST_COLUMNS,
         table="model_inference",
         where=clauses,
         params=params,
@@ -54,3 +55,10 @@ def register_inference(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
         f"RETURNING {COLUMNS}"
     )
     return api.execute(sql, record).records[0]
+
+
+def get_inference(api: DataApi, inference_id: int) -> dict[str, Any] | None:
+    rows = api.execute(
+        f"SELECT {LIST_COLUMNS} FROM model_inference WHERE id = :id", {"id": inference_id}
+    ).records
+    return rows[0] if rows else None
