@@ -46,3 +46,5 @@ EXPECTED_STATUS: dict[str, int] = {
 
 # POSTs that queue a job: the stubbed handler tests have no queue, so only the local cloud runs them.
 NEEDS_QUEUE: frozenset[str] = frozenset(name for name in EXPECTED_STATUS if name.startswith("jobs/post-"))
+# The dashboard's static files: not JSON, covered by the dashboard function's own tests and the local cloud.
+STATIC_PAGE: frozenset[str] = frozenset(name for name in EXPECTED_STATUS if name.startswith("web/"))

@@ -124,7 +124,10 @@ def test_every_template_route_is_served_and_every_served_route_is_in_the_templat
     gateway's 404); and the gateway serves exactly those routes."""
     template = Template(REPO / "template.yaml")
     assert {r.route_key for r in local_cloud.gateway.table.routes} == {r.route_key for r in template.routes()}
-    unknown = {"model_id": "999999999", "inference_id": "999999999"}  # ids that exist nowhere, in each parameter's own format
+    unknown = {
+        "model_id": "999999999",
+        "inference_id": "999999999",
+    }  # ids that exist nowhere, in each parameter's own format
     for route in template.routes():
         path = re.sub(
             r"\{([^}]+)\}",
