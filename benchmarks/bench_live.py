@@ -35,6 +35,7 @@ from closecast.market.schema import KAGGLE_COLUMNS
 from closecast_tools.local import loop
 from closecast_tools.local.cloud import CloudOptions, LocalCloud, auth_headers, client, repo_root
 from closecast_tools.local.http import authorize
+from closecast_tools.market.replay import rows_as_dicts
 
 MODEL = "closecast"
 
@@ -97,7 +98,7 @@ def _compute_per_snapshot(model: Any, day: pd.DataFrame) -> dict[str, Any]:
     predictor = LivePredictor(None, Fixed())  # type: ignore[arg-type]
     frames = []
     for n, (_, snap) in enumerate(day.groupby("seconds_in_bucket", sort=True)):
-        rows = json.loads(snap[[c for c in KAGGLE_COLUMNS if c != "target"]].to_json(orient="records"))
+        rows = rows_as_dicts(snap, with_target=False)  # full precision, as `closecast replay` sends them
         frames.extend(
             predictor.snapshots_of([StreamRecord(str(n), "p", json.dumps({"data": rows}).encode())])
         )

@@ -178,6 +178,7 @@ def test_a_cold_predictor_reads_the_days_earlier_snapshots_from_the_database(
     from closecast.ingest import StreamRecord
     from closecast_ml.live import ChampionCache, LivePredictor, s3_loader
     from closecast_tools.local.cloud import client
+    from closecast_tools.market.replay import rows_as_dicts
 
     state = local_cloud.state
     api = loop.data_api_of(state)
@@ -186,7 +187,7 @@ def test_a_cold_predictor_reads_the_days_earlier_snapshots_from_the_database(
     cache = ChampionCache(api, MODEL, s3_loader(client("s3", state["aws_endpoint_url"])))
     predictor = LivePredictor(api, cache)
     snapshot = day[day["seconds_in_bucket"] == 300]
-    rows = json.loads(snapshot[[c for c in loop.KAGGLE_COLUMNS if c != "target"]].to_json(orient="records"))
+    rows = rows_as_dicts(snapshot, with_target=False)  # full precision, as `closecast replay` sends them
     record = StreamRecord("1", "p", json.dumps({"data": rows}).encode())
     predicted, _ = predictor.predict(predictor.snapshots_of([record]))
     assert predictor.timings["database_reads"] > 0 and len(predictor.days[date_id].snapshots) == 31

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from closecast import day_store as book
+from closecast.config import CalendarConfig
 from closecast.db.data_api import DataApi
 from closecast.market.schema import KAGGLE_COLUMNS
 from closecast.resources.stock_data import sql as stock_data
@@ -34,6 +35,7 @@ class Target:
     s3: Any
     bucket: str
     where: str
+    first_trading_date: str = "2023-01-03"  # the stack's FirstTradingDate: date mappings of new date_ids
 
 
 @dataclass
@@ -70,8 +72,10 @@ def local_target(config_path: Path) -> Target:
         "rds-data", endpoint_url=config["data_api_endpoint_url"], region_name=region, **CREDENTIALS
     )
     s3 = boto3.client("s3", endpoint_url=config["aws_endpoint_url"], region_name=region, **CREDENTIALS)
-    api = DataApi(rds, config["db_cluster_arn"], config["db_secret_arn"], config["database"])
-    return Target(api, s3, config["bucket"], f"the local cloud ({config_path})")
+    secret = config.get("db_writer_secret_arn") or config["db_secret_arn"]  # the writer role, as the stream
+    api = DataApi(rds, config["db_cluster_arn"], secret, config["database"])
+    first = (config.get("parameter_overrides") or {}).get("FirstTradingDate", "2023-01-03")
+    return Target(api, s3, config["bucket"], f"the local cloud ({config_path})", first)
 
 
 def stack_target(stack: str, database: str, region: str | None) -> Target:
@@ -119,6 +123,7 @@ def backfill(
     from closecast_ml.daystore import DayStore, frame_of_records
 
     day_store = DayStore(target.api, target.s3, target.bucket)
+    calendar = CalendarConfig.model_validate({"FIRST_TRADING_DATE": target.first_trading_date})
     report = BackfillReport()
     span = date_span([source]) if is_generated(source) else None  # (a CSV would be read twice)
     total_days = None
@@ -134,7 +139,9 @@ def backfill(
             date_id = int(rows["date_id"].iloc[0])
             as_sent: list[dict[str, Any]] = []
             for statement in _statements(rows):
-                stock_data.bulk_upsert_json(target.api, statement)
+                stock_data.bulk_upsert_json(
+                    target.api, statement, date_ids=[date_id], date_of=calendar.date_of
+                )
                 report.statements += 1
                 if store:  # the values exactly as the database parsed them (15 significant digits)
                     as_sent.extend(json.loads(statement))

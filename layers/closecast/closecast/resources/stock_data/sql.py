@@ -259,16 +259,12 @@ def list_rows(api: DataApi, where: StockDataFilter, page: PageRequest) -> PageRe
     )
 
 
-# Bulk path (closecast backfill): one statement per chunk, the rows travelling as one JSON array parameter that
-# PostgreSQL expands into records of the table's own types (Data API requests stay under 4 MiB).
-BULK_UPSERT_SQL = (
-    f"INSERT INTO stock_data ({_COLUMNS}) SELECT {_COLUMNS} "
-    "FROM json_populate_recordset(NULL::stock_data, CAST(:rows AS json)) "
-    "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
-    f"{_UPDATES}, target = COALESCE(EXCLUDED.target, stock_data.target), updated_at = now()"
-)
-
-
-def bulk_upsert_json(api: DataApi, rows_json: str) -> int:
-    """Upsert the rows of a JSON array (Kaggle columns; null for a missing value) in one statement."""
-    return api.execute(BULK_UPSERT_SQL, {"rows": rows_json}, idempotent=True).updated
+def bulk_upsert_json(
+    api: DataApi, rows_json: str, *, date_ids: Sequence[int] = (), date_of: DateOf | None = None
+) -> int:
+    """Upsert the rows of a JSON array (Kaggle columns; null for a missing value) in one statement of the
+    stream's write path (closecast backfill), creating the date mappings of `date_ids`."""
+    dates = json.dumps(_mappings(set(date_ids), date_of), separators=(",", ":"))
+    return api.execute(
+        WRITE_SQL, {"rows": rows_json, "targets": "[]", "dates": dates}, idempotent=True
+    ).updated
