@@ -11,8 +11,8 @@ export SAM_CLI_TELEMETRY := 0
 .PHONY: help install browser demo up test test-fast lint format build bench clean vendor-check
 
 help:
-	@echo "make demo   - start the local cloud, stream sample rows, read them back through the HTTP API"
-	@echo "make test   - unit, integration and end-to-end tests"
+	@echo "make demo   - the local cloud with a synthetic market: backfill, stream, train, the live loop; the URLs"
+	@echo "make test   - unit, integration, end-to-end and browser tests"
 	@echo "make lint   - ruff + mypy + template lint"
 	@echo "make build  - sam build (zip functions and the layer)"
 	@echo "make bench  - benchmarks -> benchmarks/results.json"
