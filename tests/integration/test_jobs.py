@@ -265,7 +265,7 @@ def test_a_retried_post_with_the_same_client_token_starts_nothing_twice(
     ("body", "reason"),
     [
         (
-            {"kind": "train", "model_name": "bad-nodata", "start_date_id": 3000, "end_date_id": 3005},
+            {"kind": "train", "model_name": "bad-nodata", "start_date_id": 7000, "end_date_id": 7005},
             "no complete day",
         ),
         (
@@ -273,7 +273,7 @@ def test_a_retried_post_with_the_same_client_token_starts_nothing_twice(
             "parent model 987654 does not exist",
         ),
         ({"kind": "inference", "model_id": 987654, "date_id": LAST}, "model 987654 does not exist"),
-        ({"kind": "inference", "model_id": "BASE", "date_id": 3000}, "no rows for date_id 3000"),
+        ({"kind": "inference", "model_id": "BASE", "date_id": 7000}, "no rows for date_id 7000"),
         (
             {
                 "kind": "train",

@@ -97,15 +97,20 @@ def stack_target(stack: str, database: str, region: str | None) -> Target:
 
 
 def _statements(day: pd.DataFrame) -> list[str]:
-    """The day's rows as JSON arrays, each under MAX_STATEMENT_BYTES."""
-    text = day.to_json(orient="records", double_precision=15)
+    """The day's rows as JSON arrays, each under MAX_STATEMENT_BYTES. Floats travel at full precision (the
+    shortest text that reads back as the same double), so the database holds exactly the source's values and a
+    model predicts the same numbers from either."""
+    from closecast_tools.market.replay import rows_as_dicts
+
+    rows = rows_as_dicts(day)
+    text = json.dumps(rows, separators=(",", ":"), allow_nan=False)
     if len(text) <= MAX_STATEMENT_BYTES:
         return [text]
     parts = len(text) // MAX_STATEMENT_BYTES + 1
-    size = -(-len(day) // parts)
+    size = -(-len(rows) // parts)
     return [
-        day.iloc[i : i + size].to_json(orient="records", double_precision=15)
-        for i in range(0, len(day), size)
+        json.dumps(rows[i : i + size], separators=(",", ":"), allow_nan=False)
+        for i in range(0, len(rows), size)
     ]
 
 
@@ -143,7 +148,7 @@ def backfill(
                     target.api, statement, date_ids=[date_id], date_of=calendar.date_of
                 )
                 report.statements += 1
-                if store:  # the values exactly as the database parsed them (15 significant digits)
+                if store:  # the values exactly as the database parsed them
                     as_sent.extend(json.loads(statement))
             if store:
                 source_of_day = book.day_sources(target.api, date_id, date_id)[date_id]

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
-from closecast.api.common import PageEnvelope, context_api
+from closecast.api.common import READ_ERRORS, WRITE_ERRORS, PageEnvelope, context_api, documented
 from closecast.api.types import INT8_MAX, MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.errors import NotFound
@@ -24,7 +24,11 @@ ALLOWED_QUERY = {
 }
 
 
-@router.put("/models/<model_id>/champion", summary="Make a model the champion of its name")
+@router.put(
+    "/models/<model_id>/champion",
+    summary="Make a model the champion of its name",
+    responses=documented(200, 404, *WRITE_ERRORS),
+)
 def put_champion(
     model_id: Annotated[int, Path(ge=1, le=INT8_MAX)],
     body: Annotated[ChampionRequest | None, Body()] = None,
@@ -41,7 +45,9 @@ def put_champion(
     return PromotionRecord.model_validate(record)
 
 
-@router.get("/champions", summary="List the champion of each model name")
+@router.get(
+    "/champions", summary="List the champion of each model name", responses=documented(200, *READ_ERRORS)
+)
 @router.get("/champions/", include_in_schema=False)
 def list_champions(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
@@ -51,7 +57,11 @@ def list_champions(
     return PageEnvelope[ChampionRecord].model_validate(result.envelope())
 
 
-@router.get("/promotions", summary="List promotion decisions (newest first) with their evidence")
+@router.get(
+    "/promotions",
+    summary="List promotion decisions (newest first) with their evidence",
+    responses=documented(200, *READ_ERRORS),
+)
 @router.get("/promotions/", include_in_schema=False)
 def list_promotions(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,

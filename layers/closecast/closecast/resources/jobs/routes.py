@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from closecast import aws
-from closecast.api.common import PageEnvelope, context_api
+from closecast.api.common import READ_ERRORS, WRITE_ERRORS, PageEnvelope, context_api, documented
 from closecast.api.types import MAX_PAGE
 from closecast.config import JobsApiConfig, cached
 from closecast.db.listing import PageRequest
@@ -47,7 +47,11 @@ def _accepted(body: str) -> Response[Any]:
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=body)
 
 
-@router.post("/jobs", summary="Start a job (train, inference, store_day)")
+@router.post(
+    "/jobs",
+    summary="Start a job (train, inference, store_day)",
+    responses=documented(202, 409, *WRITE_ERRORS, model=JobRecord, description="Job queued"),
+)
 @router.post("/jobs/", include_in_schema=False)
 def create_job(body: Annotated[JobCreate, Body()]) -> Response[Any]:
     kind, params, token = split_create(body)
@@ -55,7 +59,7 @@ def create_job(body: Annotated[JobCreate, Body()]) -> Response[Any]:
     return _accepted(JobRecord.model_validate(job).model_dump_json())
 
 
-@router.get("/jobs", summary="List jobs, newest first")
+@router.get("/jobs", summary="List jobs, newest first", responses=documented(200, *READ_ERRORS))
 @router.get("/jobs/", include_in_schema=False)
 def list_jobs(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
@@ -67,7 +71,7 @@ def list_jobs(
     return PageEnvelope[JobRecord].model_validate(result.envelope())
 
 
-@router.get("/jobs/<job_id>", summary="One job")
+@router.get("/jobs/<job_id>", summary="One job", responses=documented(200, 404, *READ_ERRORS))
 def get_job(job_id: Annotated[str, Path(min_length=1, max_length=64)]) -> JobRecord:
     try:
         uuid.UUID(job_id)
@@ -79,7 +83,11 @@ def get_job(job_id: Annotated[str, Path(min_length=1, max_length=64)]) -> JobRec
     return JobRecord.model_validate(job)
 
 
-@router.post("/train-model", summary="Start training (the original training service's call)")
+@router.post(
+    "/train-model",
+    summary="Start training (the original training service's call)",
+    responses=documented(202, *WRITE_ERRORS, model=StartedMessage, description="Job queued"),
+)
 @router.post("/train-model/", include_in_schema=False)
 def train_model(body: Annotated[TrainModelRequest, Body()]) -> Response[Any]:
     job = submit(context_api(router), _queues(), "train", body.to_params(), None)
@@ -89,7 +97,11 @@ def train_model(body: Annotated[TrainModelRequest, Body()]) -> Response[Any]:
     return _accepted(message.model_dump_json())
 
 
-@router.post("/inference-model", summary="Start inference (the original training service's call)")
+@router.post(
+    "/inference-model",
+    summary="Start inference (the original training service's call)",
+    responses=documented(202, *WRITE_ERRORS, model=StartedMessage, description="Job queued"),
+)
 @router.post("/inference-model/", include_in_schema=False)
 def inference_model(body: Annotated[InferenceModelRequest, Body()]) -> Response[Any]:
     job = submit(context_api(router), _queues(), "inference", body.to_params(), None)

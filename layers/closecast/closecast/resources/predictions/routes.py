@@ -7,7 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from closecast.api.common import PageEnvelope, context_api
+from closecast.api.common import READ_ERRORS, PageEnvelope, context_api, documented
 from closecast.api.types import INT8_MAX, MAX_PAGE
 from closecast.db.listing import PageRequest
 from closecast.market.schema import LAST_SECOND, MAX_DATE_ID, MAX_STOCK_ID
@@ -19,7 +19,7 @@ router = Router()
 LIST_PARAMS = {"page", "page_size", "date_id", "seconds_in_bucket", "stock_id", "model_id", "partial"}
 
 
-@router.get("/predictions", summary="List live predictions")
+@router.get("/predictions", summary="List live predictions", responses=documented(200, *READ_ERRORS))
 @router.get("/predictions/", include_in_schema=False)
 def list_predictions(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
