@@ -34,6 +34,66 @@ class KinesisMapping:
     max_retries: int = -1  # -1: until the record expires (Lambda's default)
     max_record_age_s: int = -1  # -1: no limit but the stream's retention (Lambda's default)
     on_failure_queue_url: str | None = None
+    max_payload_bytes: int = 6 * 1024 * 1024  # Lambda's invocation payload limit also ends a batch
+
+
+# What one record adds to the event besides its base64 data (keys, ARNs, sequence number, event ID).
+_EVENT_BYTES_PER_RECORD = 600
+
+
+class _ReadAhead:
+    """GetRecords on one shard in a thread of its own, so that reading the next records overlaps the
+    invocation of the current batch. Holds at most `limit` records; a read error is raised by `take`."""
+
+    def __init__(
+        self, kinesis: Any, iterator: str, stop: threading.Event, idle_sleep: float, limit: int
+    ) -> None:
+        self.kinesis, self.iterator, self.stop = kinesis, iterator, stop
+        self.idle_sleep, self.limit = idle_sleep, limit
+        self.records: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+        self.closed = False
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, name="kinesis-read-ahead", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                with self.changed:
+                    while not self.closed and len(self.records) >= self.limit:
+                        self.changed.wait()
+                    if self.closed or self.stop.is_set():
+                        return
+                    room = self.limit - len(self.records)
+                response = self.kinesis.get_records(ShardIterator=self.iterator, Limit=min(10_000, room))
+                self.iterator = response["NextShardIterator"]
+                with self.changed:
+                    self.records.extend(response["Records"])
+                    self.changed.notify_all()
+                if not response["Records"]:
+                    self.stop.wait(self.idle_sleep)
+        except Exception as exc:
+            with self.changed:
+                self.error = exc
+                self.changed.notify_all()
+
+    def take(self, timeout: float) -> list[dict[str, Any]]:
+        """What has been read (waiting up to `timeout` for something)."""
+        with self.changed:
+            if not self.records and self.error is None:
+                self.changed.wait(timeout)
+            if self.error is not None:
+                raise self.error
+            taken, self.records = self.records, []
+            self.changed.notify_all()
+            return taken
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        self.thread.join(timeout=30)
 
 
 @dataclass(frozen=True)
@@ -104,10 +164,13 @@ class KinesisShardPoller:
         stop: threading.Event,
         stats: MappingStats,
         idle_sleep: float = 0.1,
+        read_ahead: int | None = None,
     ) -> None:
         self.kinesis, self.sqs, self.invoke, self.mapping = kinesis, sqs, invoke, mapping
         self.shard_id, self.region, self.stop, self.stats = shard_id, region, stop, stats
         self.idle_sleep = idle_sleep
+        # records read ahead of the batch being delivered, at most (bounded: a record may hold 1 MB)
+        self.read_ahead = read_ahead or 2 * mapping.batch_size
         self.pending: list[dict[str, Any]] = []  # read from the shard, not yet checkpointed
 
     def _iterator(self) -> str:
@@ -125,36 +188,58 @@ class KinesisShardPoller:
         return str(response["ShardIterator"])
 
     def run(self) -> None:
-        iterator = self._iterator()
         while not self.stop.is_set():
             try:
-                first_at: float | None = None
-                while len(self.pending) < self.mapping.batch_size and not self.stop.is_set():
-                    response = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-                    iterator = response["NextShardIterator"]
-                    self.pending.extend(response["Records"])
-                    if self.pending and first_at is None:
-                        first_at = time.monotonic()
-                    if first_at is None:
-                        self.stop.wait(self.idle_sleep)
-                        continue
-                    if not response["Records"]:
-                        if time.monotonic() - first_at >= self.mapping.window_s:
-                            break
-                        self.stop.wait(min(self.idle_sleep, self.mapping.window_s))
-                while self.pending and not self.stop.is_set():
-                    batch = self.pending[: self.mapping.batch_size]
-                    self._deliver(batch)
-                    del self.pending[: len(batch)]
+                reader = _ReadAhead(
+                    self.kinesis, self._iterator(), self.stop, self.idle_sleep, self.read_ahead
+                )
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("cannot open a shard iterator on %s", self.shard_id)
+                self.stop.wait(0.5)
+                continue
+            try:
+                self._serve(reader)
             except Exception as exc:  # the poller must survive a hiccup of the local services
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("kinesis poller error on %s", self.shard_id)
                 self.stop.wait(0.5)
-                try:
-                    self.pending.clear()
-                    iterator = self._iterator()
-                except Exception:
-                    log.exception("cannot reopen shard iterator")
+            finally:
+                reader.close()
+                self.pending.clear()  # read again from the checkpoint
+
+    def _serve(self, reader: _ReadAhead) -> None:
+        """Gather a batch (batch size, 6 MB payload, or the window since its first record, whichever comes
+        first) and deliver it, while the reader already fetches what follows, as Lambda's pollers do."""
+        first_at: float | None = None
+        while not self.stop.is_set():
+            if not self.pending:
+                first_at = None
+            count = self._batch_length()
+            full = count < len(self.pending) or count >= self.mapping.batch_size
+            if self.pending and first_at is None:
+                first_at = time.monotonic()
+            waited = time.monotonic() - first_at if first_at is not None else 0.0
+            if self.pending and (full or waited >= self.mapping.window_s):
+                batch = self.pending[:count]
+                self._deliver(batch)
+                del self.pending[: len(batch)]
+                first_at = time.monotonic() if self.pending else None
+                continue
+            timeout = self.idle_sleep if first_at is None else max(0.0, self.mapping.window_s - waited)
+            self.pending.extend(reader.take(timeout))
+
+    def _batch_length(self) -> int:
+        """How many pending records the next batch holds: at most the batch size and what fits in one
+        invocation's payload (6 MB; a record larger than that alone still goes, alone)."""
+        size = 0
+        count = 0
+        for record in self.pending[: self.mapping.batch_size]:
+            size += _EVENT_BYTES_PER_RECORD + (len(record["Data"]) + 2) // 3 * 4
+            if count and size > self.mapping.max_payload_bytes:
+                break
+            count += 1
+        return count
 
     def _checkpoint(self, record: dict[str, Any]) -> None:
         self.stats.checkpoints[self.shard_id] = record["SequenceNumber"]
