@@ -211,23 +211,23 @@ class KinesisShardPoller:
     def _serve(self, reader: _ReadAhead) -> None:
         """Gather a batch (batch size, 6 MB payload, or the window since its first record, whichever comes
         first) and deliver it, while the reader already fetches what follows, as Lambda's pollers do."""
-        first_at: float | None = None
+        arrived: list[float] = []  # when each pending record was read: a batch's window starts at its first
         while not self.stop.is_set():
-            if not self.pending:
-                first_at = None
+            del arrived[
+                : len(arrived) - len(self.pending)
+            ]  # what was delivered (pending shrinks at its head)
             count = self._batch_length()
             full = count < len(self.pending) or count >= self.mapping.batch_size
-            if self.pending and first_at is None:
-                first_at = time.monotonic()
-            waited = time.monotonic() - first_at if first_at is not None else 0.0
+            waited = time.monotonic() - arrived[0] if arrived else 0.0
             if self.pending and (full or waited >= self.mapping.window_s):
                 batch = self.pending[:count]
                 self._deliver(batch)
                 del self.pending[: len(batch)]
-                first_at = time.monotonic() if self.pending else None
                 continue
-            timeout = self.idle_sleep if first_at is None else max(0.0, self.mapping.window_s - waited)
-            self.pending.extend(reader.take(timeout))
+            timeout = self.idle_sleep if not arrived else max(0.0, self.mapping.window_s - waited)
+            taken = reader.take(timeout)
+            self.pending.extend(taken)
+            arrived.extend([time.monotonic()] * len(taken))
 
     def _batch_length(self) -> int:
         """How many pending records the next batch holds: at most the batch size and what fits in one
