@@ -52,10 +52,10 @@ from typing import Any
 
 import psycopg
 from psycopg import adapt, pq
-from pydantic_core import from_json
 from psycopg.conninfo import make_conninfo
 from psycopg.types.numeric import Int8
 from psycopg.types.string import TextLoader
+from pydantic_core import from_json
 
 __all__ = ["MAX_REQUEST_BYTES", "MAX_RESPONSE_BYTES", "ApiError", "LocalDataApi", "translate_placeholders"]
 
