@@ -211,23 +211,24 @@ class KinesisShardPoller:
     def _serve(self, reader: _ReadAhead) -> None:
         """Gather a batch (batch size, 6 MB payload, or the window since its first record, whichever comes
         first) and deliver it, while the reader already fetches what follows, as Lambda's pollers do."""
-        arrived: list[float] = []  # when each pending record was read: a batch's window starts at its first
         while not self.stop.is_set():
-            del arrived[
-                : len(arrived) - len(self.pending)
-            ]  # what was delivered (pending shrinks at its head)
+            if len(self.pending) < self.read_ahead:  # what has been read meanwhile tops the batch up
+                self.pending.extend(reader.take(0.0))
             count = self._batch_length()
             full = count < len(self.pending) or count >= self.mapping.batch_size
-            waited = time.monotonic() - arrived[0] if arrived else 0.0
+            # the window runs from when the batch's first record reached the stream: a backlog is not held
+            waited = (
+                time.time() - _epoch(self.pending[0].get("ApproximateArrivalTimestamp"))
+                if self.pending
+                else 0.0
+            )
             if self.pending and (full or waited >= self.mapping.window_s):
                 batch = self.pending[:count]
                 self._deliver(batch)
                 del self.pending[: len(batch)]
                 continue
-            timeout = self.idle_sleep if not arrived else max(0.0, self.mapping.window_s - waited)
-            taken = reader.take(timeout)
-            self.pending.extend(taken)
-            arrived.extend([time.monotonic()] * len(taken))
+            timeout = self.idle_sleep if not self.pending else max(0.0, self.mapping.window_s - waited)
+            self.pending.extend(reader.take(timeout))
 
     def _batch_length(self) -> int:
         """How many pending records the next batch holds: at most the batch size and what fits in one
