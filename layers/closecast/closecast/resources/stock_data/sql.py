@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic_core import to_json
+
 from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
 from closecast.market.schema import STORED_COLUMNS, Snapshot
@@ -122,8 +124,12 @@ def _array(column: str, values: Sequence[object]) -> str:
     if column in _TEXT_COLUMNS:
         return "{" + ",".join(map(_text_element, values)) + "}"
     # the JSON text of a list of numbers and nulls is the array literal but for its brackets (array_in reads
-    # `null` as NULL whatever its case); non-finite numbers are refused here, as the table refuses them
-    return "{" + json.dumps(values, allow_nan=False, separators=(",", ":"))[1:-1] + "}"
+    # `null` as NULL whatever its case); pydantic-core writes doubles as their shortest round-trip text (ryu)
+    # several times faster than `repr`. Non-finite numbers are refused here, as the table refuses them.
+    text = to_json(values, inf_nan_mode="constants")
+    if b"N" in text or b"I" in text:  # NaN, Infinity (nulls are lower case)
+        raise ValueError(f"{column}: non-finite numbers cannot be stored")
+    return "{" + text[1:-1].decode() + "}"
 
 
 def _columns_of(rows: Sequence[Snapshot]) -> Columns:
