@@ -288,35 +288,6 @@ def test_a_key_sent_twice_in_a_batch_is_written_once_with_its_later_values() -> 
     assert [row["wap"] for row in call.rows] == [1.2345] and outcome.rows_written == 1
 
 
-def test_a_large_batch_is_written_as_two_statements_on_disjoint_stocks_and_a_later_record_still_wins() -> (
-    None
-):
-    """Given 60 envelopes of 200 rows (12,000 rows) and a last record that sends stock 7's first row again with
-    another wap, when processed, then the rows go as statements of even and of odd stocks (written at the same
-    time), every row once, and the row sent twice lands with the later wap."""
-    first = json.loads(records("ingest/kinesis-rows.json")[0].data)
-    envelopes = [
-        {
-            "data": [
-                dict(first, date_id=d, seconds_in_bucket=0, stock_id=s, time_id=d * 55, row_id=f"{d}_0_{s}")
-                for s in range(200)
-            ]
-        }
-        for d in range(60)
-    ]
-    later = dict(envelopes[0]["data"][7], wap=1.2345)
-    batch = [ingest.StreamRecord(str(i), "k", json.dumps(e).encode()) for i, e in enumerate(envelopes)]
-    batch.append(ingest.StreamRecord("60", "k", json.dumps(later).encode()))
-    api = RecordingApi()
-    outcome = ingest.process_batch(api, batch, Store())
-    assert outcome.rows_written == 12_000 and outcome.response() == {"batchItemFailures": []}
-    assert len(api.calls) == 2
-    parities = sorted({row["stock_id"] % 2 for row in call.rows}.pop() for call in api.calls)
-    assert parities == [0, 1] and all(len({r["stock_id"] % 2 for r in c.rows}) == 1 for c in api.calls)
-    written = [(r["date_id"], r["stock_id"], r["wap"]) for call in api.calls for r in call.rows]
-    assert len(written) == 12_000 and (0, 7, 1.2345) in written
-
-
 def test_a_large_batch_is_split_into_chunks_under_the_request_limit() -> None:
     """Given 2,000 rows and a 64 KiB chunk budget, when written, then several statements carry them, each
     parameter set under the budget, every row exactly once, in key order."""

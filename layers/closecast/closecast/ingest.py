@@ -263,28 +263,8 @@ def quarantine_entries(rejections: Sequence[Rejection]) -> list[QuarantineEntry]
 Quarantine = Callable[[Sequence[QuarantineEntry]], set[str]]
 
 
-# Rows per group: a group is written while the rest of the batch is still being validated. A 6 MB Kinesis
-# batch of envelopes (~13,000 rows) is one group.
-GROUP_ROWS = 20_000
-# Statements written at the same time, each on its own share of the keys (rows by stock_id): the database works
-# on both at once, and a key's writes still go in order (one writer per share, in record order). A batch of
-# fewer than SHARED_ROWS rows is not worth two calls: it goes as one statement.
-WRITERS = 2
-SHARED_ROWS = 5_000
-
-
-def _lanes(item: Parsed) -> list[Parsed]:
-    """The item's rows and targets in `WRITERS` shares by stock_id (each keeping its rows' positions)."""
-    if WRITERS == 1:
-        return [item]
-    lanes = [Parsed(item.record) for _ in range(WRITERS)]
-    for row, index in zip(item.rows, item.row_indices, strict=True):
-        lane = lanes[row.stock_id % WRITERS]
-        lane.rows.append(row)
-        lane.row_indices.append(index)
-    for target in item.targets:
-        lanes[target.stock_id % WRITERS].targets.append(target)
-    return lanes
+# Rows per write while the rest of the batch is still being validated: about one Data API request's worth.
+GROUP_ROWS = 10_000
 
 
 def _parse_safely(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
@@ -319,32 +299,15 @@ def process_batch(
     date_of: stock_data.DateOf | None = None,
 ) -> BatchOutcome:
     """Validate the records in order and write their rows in groups of whole records (about one request
-    each): a group is written while the next is validated, so the database and the validation work at the same
-    time, and each group as `WRITERS` statements on disjoint keys (by stock_id) written at the same time. Each
-    share's groups are written in order by one writer, so a later record still wins."""
+    each): a group is written by one writer thread while the next is validated, so the database and the
+    validation work at the same time. Groups are written in order, so a later record still wins."""
     outcome = BatchOutcome()
     failed: set[str] = set()
-    writers = [ThreadPoolExecutor(max_workers=1) for _ in range(WRITERS)]
-    try:
+    with ThreadPoolExecutor(max_workers=1) as writer:
         pending: list[Future[tuple[BatchOutcome, set[str]]]] = []
         group: list[Parsed] = []
         writable: list[Parsed] = []
         size = 0
-
-        def submit() -> None:
-            # once a batch is shared out, every later group is too: a key's writes stay with one writer
-            if size < SHARED_ROWS and not pending:
-                pending.append(writers[0].submit(_write_group, api, group, date_of))
-                return
-            shares: list[list[Parsed]] = [[] for _ in writers]
-            for item in group:
-                for share, lane in zip(shares, _lanes(item), strict=True):
-                    if lane.size():
-                        share.append(lane)
-            for writer, share in zip(writers, shares, strict=True):
-                if share:
-                    pending.append(writer.submit(_write_group, api, share, date_of))
-
         for record in records:
             parsed, rejections = _parse_safely(record)
             outcome.rejections.extend(rejections)
@@ -354,19 +317,16 @@ def process_batch(
             group.append(parsed)
             size += parsed.size()
             if size >= GROUP_ROWS:
-                submit()
+                pending.append(writer.submit(_write_group, api, group, date_of))
                 group, size = [], 0
         if group:
-            submit()
+            pending.append(writer.submit(_write_group, api, group, date_of))
         for future in pending:
             written, group_failed = future.result()
             outcome.rows_written += written.rows_written
             outcome.targets_revealed += written.targets_revealed
             outcome.rejections.extend(written.rejections)
             failed |= group_failed
-    finally:
-        for writer in writers:
-            writer.shutdown()
 
     entries = quarantine_entries(outcome.rejections)
     if entries:
