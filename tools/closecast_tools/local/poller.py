@@ -1,5 +1,7 @@
 """Event source mappings of the local cloud: Kinesis and SQS pollers that invoke the functions the way Lambda's
-mappings do (batch size and window, partial batch responses, retries, bisect on error, on-failure destination).
+mappings do (batch size and window, the 6 MB invocation payload, ParallelizationFactor, partial batch responses,
+retries, bisect on error, on-failure destination). A Kinesis shard is read ahead by a thread of its own while a
+batch is being invoked, as Lambda's pollers do.
 """
 
 from __future__ import annotations
