@@ -273,6 +273,17 @@ def test_the_date_mappings_of_the_batch_go_in_the_same_call() -> None:
     assert "INSERT INTO date_mapping" in call.sql and "ON CONFLICT DO NOTHING" in call.sql
 
 
+def test_the_outcome_names_the_days_whose_rows_were_written_for_the_chain_hook() -> None:
+    """Given valid row records and a record that fails on a transient fault, when processed, then the outcome
+    names the days of the rows written (the handler checks them for completeness: a day's last rows may land
+    after its targets) and not those of a record delivered again."""
+    api = RecordingApi()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), Store())
+    assert outcome.row_dates == sorted({row["date_id"] for row in api.calls[0].rows})
+    failing = RecordingApi(fail_with=DatabaseResuming("resuming"))
+    assert ingest.process_batch(failing, records("ingest/kinesis-rows.json"), Store()).row_dates == []
+
+
 def test_a_key_sent_twice_in_a_batch_is_written_once_with_its_later_values() -> None:
     """Given two records with the same row key (the later with another wap), when processed, then the
     statement carries the row once, with the later wap (one upsert may not touch a row twice)."""
