@@ -136,9 +136,9 @@ def _writes(cloud: LocalCloud) -> int:
     return sum(count for key, count in cloud.data_api.calls.items() if key.endswith(":write"))
 
 
-def _one_row(date_id: int) -> bytes:
+def _one_row(date_id: int, stock_id: int = 7) -> bytes:
     row = dict.fromkeys(KAGGLE_COLUMNS)
-    row.update(stock_id=7, date_id=date_id, seconds_in_bucket=0, imbalance_buy_sell_flag=1, wap=1.0)
+    row.update(stock_id=stock_id, date_id=date_id, seconds_in_bucket=0, imbalance_buy_sell_flag=1, wap=1.0)
     row.pop("time_id")
     row.pop("row_id")
     return json.dumps(row).encode()
@@ -174,8 +174,15 @@ def run() -> dict[str, Any]:
             # the stream, end to end: replay as envelopes, until the HTTP API sees every row
             kinesis = client("kinesis", cloud.state["aws_endpoint_url"])
             http = cloud.state["api_url"]
-            kinesis.put_record(StreamName=cloud.state["stream_name"], Data=_one_row(29_999), PartitionKey="w")
-            _wait_total(f"{http}/stock_data/?date_id=29999", 1)  # functions warm, as in steady state
+            # functions warm, as in steady state: rows on eight partition keys, so that every batch the mapping
+            # runs side by side (ParallelizationFactor) has met a warm instance
+            kinesis.put_records(
+                StreamName=cloud.state["stream_name"],
+                Records=[
+                    {"Data": _one_row(29_999, stock), "PartitionKey": f"w{stock}"} for stock in range(8)
+                ],
+            )
+            _wait_total(f"{http}/stock_data/?date_id=29999", 8)
             # STREAM_COPIES copies of the rows on fresh dates, put back to back: steady state, not the first
             # batching window, dominates the figure
             stream = pd.concat([_moved(frame, 30_000 + 10 * copy) for copy in range(STREAM_COPIES)])

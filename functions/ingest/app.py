@@ -44,8 +44,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     records = ingest.records_from_event(event)
     outcome = ingest.process_batch(api, records, quarantine, config.date_of)
-    if outcome.target_dates:
-        start_chains(api, outcome.target_dates)
+    # a day is complete once its rows and its targets are all in, whichever comes last: batches of one shard run
+    # side by side (ParallelizationFactor) and shards in parallel, so a day's targets may land before its last rows
+    chain_dates = sorted(set(outcome.target_dates) | set(outcome.row_dates))
+    if chain_dates:
+        start_chains(api, chain_dates)
     quarantined = len({r.record.sequence_number for r in outcome.rejections})
     metrics.add_metric("RecordsReceived", MetricUnit.Count, len(records))
     metrics.add_metric("RowsWritten", MetricUnit.Count, outcome.rows_written)
@@ -66,7 +69,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def start_chains(api: ingest.DataApi, date_ids: Sequence[int]) -> None:
-    """A day whose targets are now complete starts its daily chain. Never fails the batch: the schedule's
+    """A day now complete (rows and targets) starts its daily chain. Never fails the batch: the schedule's
     sweep starts any chain this misses."""
     config = cached(ChainConfig)
     if not config.chain_queue_url:

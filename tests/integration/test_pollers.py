@@ -284,3 +284,60 @@ def test_records_older_than_the_maximum_age_go_to_the_destination(moto_url: str)
     info = body["KinesisBatchInfo"]
     assert (info["startSequenceNumber"], info["endSequenceNumber"]) == (sent[0], sent[-1])
     assert stats.sent_to_destination == 2 and len(messages) == 1
+
+
+def test_a_parallelization_factor_delivers_partition_keys_side_by_side_each_in_order(moto_url: str) -> None:
+    """Given ParallelizationFactor 2 and 80 records on eight partition keys, when polled by a function that
+    takes 0.2 s a batch, then two batches run at the same time, every record is delivered once, each key's
+    records in shard order, and the checkpoint ends on the last record."""
+    kinesis, sqs = client("kinesis", moto_url), client("sqs", moto_url)
+    name = "lanes"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    keys = [f"key-{i % 8}" for i in range(80)]
+    response = kinesis.put_records(
+        StreamName=name,
+        Records=[{"Data": json.dumps({"i": i}).encode(), "PartitionKey": k} for i, k in enumerate(keys)],
+    )
+    sent = [r["SequenceNumber"] for r in response["Records"]]
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    running, most = [0], [0]
+    calls: list[list[dict[str, Any]]] = []
+    lock = threading.Lock()
+
+    def invoke(function: str, event: dict[str, Any]) -> InvokeResult:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+            calls.append(event["Records"])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return InvokeResult(True, {"batchItemFailures": []})
+
+    config = KinesisMapping(
+        function="F",
+        stream_arn=arn,
+        stream_name=name,
+        batch_size=10,
+        parallelization_factor=2,
+        report_item_failures=True,
+    )
+    stop, stats = threading.Event(), MappingStats()
+    poller = KinesisShardPoller(
+        kinesis, sqs, invoke, config, "shardId-000000000000", "us-east-1", stop, stats, 0.02
+    )
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while stats.checkpoints.get("shardId-000000000000") != sent[-1] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(5)
+    delivered = [r for c in calls for r in c]
+    assert sorted(seqs(delivered), key=sent.index) == sent and len(delivered) == 80
+    for key in set(keys):
+        mine = [r["kinesis"]["sequenceNumber"] for r in delivered if r["kinesis"]["partitionKey"] == key]
+        assert mine == [s for s, k in zip(sent, keys, strict=True) if k == key]
+    assert most[0] == 2 and stats.records == 80
+    assert stats.checkpoints["shardId-000000000000"] == sent[-1]

@@ -18,7 +18,13 @@ from closecast.market.schema import PRICE_COLUMNS, SIZE_COLUMNS
 from closecast.trading_calendar import xnas
 from closecast_tools.local.cloud import client
 from closecast_tools.market.replay import Record, batches, open_source, snapshot_records, target_records
-from tests.integration.test_local_cloud import http, kaggle_rows, moved, wait_for_total
+from tests.integration.test_local_cloud import (
+    _signed_in,  # noqa: F401 (autouse here too: the API is read as the demo user)
+    http,
+    kaggle_rows,
+    moved,
+    wait_for_total,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

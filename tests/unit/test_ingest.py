@@ -14,6 +14,7 @@ import pytest
 
 from closecast import ingest
 from closecast.db.errors import CheckViolation, DatabaseResuming, SerializationFailure, UndefinedTable
+from closecast.resources.stock_data import sql as stock_data_sql
 from tests.conftest import load_event
 
 pytestmark = pytest.mark.unit
@@ -27,6 +28,7 @@ class Call:
     rows: list[dict[str, Any]]
     targets: list[dict[str, Any]]
     dates: list[dict[str, Any]]
+    params: dict[str, Any]
 
 
 class RecordingApi:
@@ -38,7 +40,12 @@ class RecordingApi:
         self.fail_when = fail_when or (lambda call: True)
 
     def execute(self, sql: str, params: dict[str, Any], **_: Any) -> None:
-        call = Call(sql, *(json.loads(params[k]) for k in ("rows", "targets", "dates")))
+        call = Call(
+            sql,
+            stock_data_sql.rows_from_parameters(params),
+            *(json.loads(params[k]) for k in ("targets", "dates")),
+            params,
+        )
         if self.fail_with is not None and self.fail_when(call):
             raise self.fail_with
         self.calls.append(call)
@@ -266,6 +273,17 @@ def test_the_date_mappings_of_the_batch_go_in_the_same_call() -> None:
     assert "INSERT INTO date_mapping" in call.sql and "ON CONFLICT DO NOTHING" in call.sql
 
 
+def test_the_outcome_names_the_days_whose_rows_were_written_for_the_chain_hook() -> None:
+    """Given valid row records and a record that fails on a transient fault, when processed, then the outcome
+    names the days of the rows written (the handler checks them for completeness: a day's last rows may land
+    after its targets) and not those of a record delivered again."""
+    api = RecordingApi()
+    outcome = ingest.process_batch(api, records("ingest/kinesis-rows.json"), Store())
+    assert outcome.row_dates == sorted({row["date_id"] for row in api.calls[0].rows})
+    failing = RecordingApi(fail_with=DatabaseResuming("resuming"))
+    assert ingest.process_batch(failing, records("ingest/kinesis-rows.json"), Store()).row_dates == []
+
+
 def test_a_key_sent_twice_in_a_batch_is_written_once_with_its_later_values() -> None:
     """Given two records with the same row key (the later with another wap), when processed, then the
     statement carries the row once, with the later wap (one upsert may not touch a row twice)."""
@@ -310,4 +328,4 @@ def test_a_large_batch_is_split_into_chunks_under_the_request_limit() -> None:
     keys = [(r["date_id"], r["stock_id"]) for call in api.calls for r in call.rows]
     assert keys == sorted((d, s) for d in (1, 2) for s in range(1000))
     for call in api.calls:
-        assert len(json.dumps(json.dumps(call.rows, separators=(",", ":")))) < 64 * 1024
+        assert len(json.dumps(call.params)) < 64 * 1024

@@ -19,7 +19,7 @@ import pytest
 from closecast.api import handler as api_handler
 from closecast.config import ApiConfig
 from closecast.db.data_api import Result
-from closecast.market.schema import STORED_COLUMNS
+from closecast.resources.stock_data import sql as stock_data_sql
 
 REPO = Path(__file__).resolve().parents[3]
 BUCKET = "closecast-databucket"  # the local cloud's name of the stack's bucket (as in events/)
@@ -42,10 +42,8 @@ class FakeDataApi:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, **_: Any) -> Result:
         params = dict(params or {})
         self.calls.append((sql, params))
-        if "rows" in params:  # the bulk write: its JSON rows (a missing key is NULL), like a batch's sets
-            self.batches.append(
-                (sql, [{**dict.fromkeys(STORED_COLUMNS), **r} for r in json.loads(params["rows"])])
-            )
+        if "row_id" in params:  # the bulk write: its rows (one array per column), like a batch's sets
+            self.batches.append((sql, stock_data_sql.rows_from_parameters(params)))
         if "mappings" in params:
             self.batches.append((sql, json.loads(params["mappings"])))
         for answer in self.answers:

@@ -527,6 +527,7 @@ class LocalCloud:
                     max_retries=int(props.get("MaximumRetryAttempts", -1)),
                     max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
                     on_failure_queue_url=self._queue_url_of(destination),
+                    parallelization_factor=int(props.get("ParallelizationFactor", 1)),
                 )
                 shards = kinesis.list_shards(StreamName=stream_name)["Shards"]
                 for shard in shards:

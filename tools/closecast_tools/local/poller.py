@@ -1,14 +1,18 @@
 """Event source mappings of the local cloud: Kinesis and SQS pollers that invoke the functions the way Lambda's
-mappings do (batch size and window, partial batch responses, retries, bisect on error, on-failure destination).
+mappings do (batch size and window, the 6 MB invocation payload, ParallelizationFactor, partial batch responses,
+retries, bisect on error, on-failure destination). A Kinesis shard is read ahead by a thread of its own while a
+batch is being invoked, as Lambda's pollers do.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +38,78 @@ class KinesisMapping:
     max_retries: int = -1  # -1: until the record expires (Lambda's default)
     max_record_age_s: int = -1  # -1: no limit but the stream's retention (Lambda's default)
     on_failure_queue_url: str | None = None
+    max_payload_bytes: int = 6 * 1024 * 1024  # Lambda's invocation payload limit also ends a batch
+    parallelization_factor: int = 1  # concurrent batches per shard, records of a partition key in order
+
+
+# What one record adds to the event besides its base64 data (keys, ARNs, sequence number, event ID).
+_EVENT_BYTES_PER_RECORD = 600
+
+
+class _ReadAhead:
+    """GetRecords on one shard in a thread of its own, so that reading the next records overlaps the
+    invocation of the current batch. Holds at most `limit` records; a read error is raised by `take`."""
+
+    def __init__(
+        self, kinesis: Any, iterator: str, stop: threading.Event, idle_sleep: float, limit: int
+    ) -> None:
+        self.kinesis, self.iterator, self.stop = kinesis, iterator, stop
+        self.idle_sleep, self.limit = idle_sleep, limit
+        self.records: list[dict[str, Any]] = []
+        self.error: Exception | None = None
+        self.closed = False
+        self.changed = threading.Condition()
+        self.thread = threading.Thread(target=self._read, name="kinesis-read-ahead", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while True:
+                with self.changed:
+                    while not self.closed and len(self.records) >= self.limit:
+                        self.changed.wait()
+                    if self.closed or self.stop.is_set():
+                        return
+                    room = self.limit - len(self.records)
+                response = self.kinesis.get_records(ShardIterator=self.iterator, Limit=min(10_000, room))
+                self.iterator = response["NextShardIterator"]
+                with self.changed:
+                    self.records.extend(response["Records"])
+                    self.changed.notify_all()
+                if not response["Records"]:
+                    self.stop.wait(self.idle_sleep)
+        except Exception as exc:
+            with self.changed:
+                self.error = exc
+                self.changed.notify_all()
+
+    def take(self, timeout: float) -> list[dict[str, Any]]:
+        """What has been read (waiting up to `timeout` for something)."""
+        with self.changed:
+            if not self.records and self.error is None:
+                self.changed.wait(timeout)
+            if self.error is not None:
+                raise self.error
+            taken, self.records = self.records, []
+            self.changed.notify_all()
+            return taken
+
+    def close(self) -> None:
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
+        self.thread.join(timeout=30)
+
+
+class _Lane:
+    """One of the concurrent batches of a shard (ParallelizationFactor > 1): the records of its partition keys,
+    in shard order, delivered by a thread of its own."""
+
+    def __init__(self) -> None:
+        self.pending: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+        self.closed = False
+        self.thread: threading.Thread | None = None
 
 
 @dataclass(frozen=True)
@@ -104,11 +180,19 @@ class KinesisShardPoller:
         stop: threading.Event,
         stats: MappingStats,
         idle_sleep: float = 0.1,
+        read_ahead: int | None = None,
     ) -> None:
         self.kinesis, self.sqs, self.invoke, self.mapping = kinesis, sqs, invoke, mapping
         self.shard_id, self.region, self.stop, self.stats = shard_id, region, stop, stats
         self.idle_sleep = idle_sleep
+        # records read ahead of the batch being delivered, at most (bounded: a record may hold 1 MB)
+        self.read_ahead = read_ahead or 2 * mapping.batch_size
         self.pending: list[dict[str, Any]] = []  # read from the shard, not yet checkpointed
+        # with several lanes, batches finish out of shard order: the checkpoint is the last record before which
+        # every record read has finished
+        self._lock = threading.Lock()
+        self._read_order: collections.deque[str] = collections.deque()
+        self._finished: set[str] = set()
 
     def _iterator(self) -> str:
         checkpoint = self.stats.checkpoints.get(self.shard_id)
@@ -125,39 +209,148 @@ class KinesisShardPoller:
         return str(response["ShardIterator"])
 
     def run(self) -> None:
-        iterator = self._iterator()
         while not self.stop.is_set():
             try:
-                first_at: float | None = None
-                while len(self.pending) < self.mapping.batch_size and not self.stop.is_set():
-                    response = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-                    iterator = response["NextShardIterator"]
-                    self.pending.extend(response["Records"])
-                    if self.pending and first_at is None:
-                        first_at = time.monotonic()
-                    if first_at is None:
-                        self.stop.wait(self.idle_sleep)
-                        continue
-                    if not response["Records"]:
-                        if time.monotonic() - first_at >= self.mapping.window_s:
-                            break
-                        self.stop.wait(min(self.idle_sleep, self.mapping.window_s))
-                while self.pending and not self.stop.is_set():
-                    batch = self.pending[: self.mapping.batch_size]
-                    self._deliver(batch)
-                    del self.pending[: len(batch)]
+                reader = _ReadAhead(
+                    self.kinesis, self._iterator(), self.stop, self.idle_sleep, self.read_ahead
+                )
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("cannot open a shard iterator on %s", self.shard_id)
+                self.stop.wait(0.5)
+                continue
+            try:
+                self._serve(reader)
             except Exception as exc:  # the poller must survive a hiccup of the local services
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("kinesis poller error on %s", self.shard_id)
                 self.stop.wait(0.5)
-                try:
-                    self.pending.clear()
-                    iterator = self._iterator()
-                except Exception:
-                    log.exception("cannot reopen shard iterator")
+            finally:
+                reader.close()
+                self.pending.clear()  # read again from the checkpoint
 
-    def _checkpoint(self, record: dict[str, Any]) -> None:
-        self.stats.checkpoints[self.shard_id] = record["SequenceNumber"]
+    def _serve(self, reader: _ReadAhead) -> None:
+        if self.mapping.parallelization_factor > 1:
+            self._serve_lanes(reader)
+        else:
+            self._serve_one(reader)
+
+    def _serve_lanes(self, reader: _ReadAhead) -> None:
+        """ParallelizationFactor N: the shard's records go to N lanes by a hash of their partition key, each
+        batched and delivered by its own thread, as Lambda does: a partition key's records stay in order."""
+        with self._lock:
+            self._read_order.clear()
+            self._finished.clear()
+        lanes = [_Lane() for _ in range(self.mapping.parallelization_factor)]
+        for number, lane in enumerate(lanes):
+            lane.thread = threading.Thread(
+                target=self._run_lane,
+                args=(lane,),
+                name=f"kinesis-{self.shard_id}-lane-{number}",
+                daemon=True,
+            )
+            lane.thread.start()
+        try:
+            while not self.stop.is_set():
+                if sum(len(lane.pending) for lane in lanes) >= self.read_ahead:
+                    self.stop.wait(0.01)
+                    continue
+                taken = reader.take(self.idle_sleep)
+                if not taken:
+                    continue
+                with self._lock:
+                    self._read_order.extend(r["SequenceNumber"] for r in taken)
+                for record in taken:
+                    lane = lanes[zlib.crc32(record["PartitionKey"].encode()) % len(lanes)]
+                    with lane.changed:
+                        lane.pending.append(record)
+                        lane.changed.notify()
+        finally:
+            for lane in lanes:
+                with lane.changed:
+                    lane.closed = True
+                    lane.changed.notify()
+            for lane in lanes:
+                assert lane.thread is not None
+                lane.thread.join(timeout=60)
+
+    def _run_lane(self, lane: _Lane) -> None:
+        while not self.stop.is_set():
+            with lane.changed:
+                if lane.closed:
+                    return
+                if not lane.pending:
+                    lane.changed.wait(self.idle_sleep)
+                    continue
+                count = self._batch_length(lane.pending)
+                full = count < len(lane.pending) or count >= self.mapping.batch_size
+                waited = time.time() - _epoch(lane.pending[0].get("ApproximateArrivalTimestamp"))
+                if not full and waited < self.mapping.window_s:
+                    lane.changed.wait(self.mapping.window_s - waited)
+                    continue
+                batch = lane.pending[:count]
+            try:
+                self._deliver(batch)
+            except Exception as exc:  # the lane must survive a hiccup of the local services: it tries again
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("kinesis poller error on %s", self.shard_id)
+                self.stop.wait(0.5)
+                continue
+            with lane.changed:
+                del lane.pending[: len(batch)]
+
+    def _serve_one(self, reader: _ReadAhead) -> None:
+        """Gather a batch (batch size, 6 MB payload, or the window since its first record, whichever comes
+        first) and deliver it, while the reader already fetches what follows, as Lambda's pollers do."""
+        while not self.stop.is_set():
+            if len(self.pending) < self.read_ahead:  # what has been read meanwhile tops the batch up
+                self.pending.extend(reader.take(0.0))
+            count = self._batch_length(self.pending)
+            full = count < len(self.pending) or count >= self.mapping.batch_size
+            # the window runs from when the batch's first record reached the stream: a backlog is not held
+            waited = (
+                time.time() - _epoch(self.pending[0].get("ApproximateArrivalTimestamp"))
+                if self.pending
+                else 0.0
+            )
+            if self.pending and (full or waited >= self.mapping.window_s):
+                batch = self.pending[:count]
+                self._deliver(batch)
+                del self.pending[: len(batch)]
+                continue
+            timeout = self.idle_sleep if not self.pending else max(0.0, self.mapping.window_s - waited)
+            self.pending.extend(reader.take(timeout))
+
+    def _batch_length(self, pending: list[dict[str, Any]]) -> int:
+        """How many pending records the next batch holds: at most the batch size and what fits in one
+        invocation's payload (6 MB; a record larger than that alone still goes, alone)."""
+        size = 0
+        count = 0
+        for record in pending[: self.mapping.batch_size]:
+            size += _EVENT_BYTES_PER_RECORD + (len(record["Data"]) + 2) // 3 * 4
+            if count and size > self.mapping.max_payload_bytes:
+                break
+            count += 1
+        return count
+
+    def _checkpoint(self, done: list[dict[str, Any]]) -> None:
+        """`done` (a batch's head) is finished: move the shard's checkpoint past every record finished in order."""
+        if self.mapping.parallelization_factor == 1:
+            self.stats.checkpoints[self.shard_id] = done[-1]["SequenceNumber"]
+            return
+        with self._lock:
+            self._finished.update(r["SequenceNumber"] for r in done)
+            last = None
+            while self._read_order and self._read_order[0] in self._finished:
+                last = self._read_order.popleft()
+                self._finished.discard(last)
+            if last is not None:
+                self.stats.checkpoints[self.shard_id] = last
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            for name, n in increments.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
 
     def _deliver(self, batch: list[dict[str, Any]], attempts_used: int = 0) -> None:
         """Deliver `batch` until every record is processed, or its retries or age run out (then the on-failure
@@ -168,36 +361,36 @@ class KinesisShardPoller:
             expired = self._expired(batch)
             if expired:
                 self._to_destination(batch[:expired], None, "RecordAgeExceeded", attempts)
-                self._checkpoint(batch[expired - 1])
+                self._checkpoint(batch[:expired])
                 batch = batch[expired:]
                 continue
             event = kinesis_event(batch, self.shard_id, self.mapping.stream_arn, self.region)
             result = self.invoke(self.mapping.function, event)
-            self.stats.invocations += 1
+            self._count(invocations=1)
             failed_from = self._first_failure(batch, result)
             if failed_from is None:
-                self.stats.records += len(batch)
-                self._checkpoint(batch[-1])
+                self._count(records=len(batch))
+                self._checkpoint(batch)
                 return
             done, batch = batch[:failed_from], batch[failed_from:]
-            self.stats.records += len(done)
+            self._count(records=len(done))
             if done:
-                self._checkpoint(done[-1])
+                self._checkpoint(done)
             if not result.ok:
                 self.stats.last_error = f"{result.error_type}: {result.error_message}"
                 if self.mapping.bisect_on_error and len(batch) > 1:
                     # splitting a batch does not count against the retry quota (as on Lambda)
-                    self.stats.bisects += 1
+                    self._count(bisects=1)
                     half = len(batch) // 2
                     self._deliver(batch[:half], attempts)
                     self._deliver(batch[half:], attempts)
                     return
             if self.mapping.max_retries >= 0 and attempts >= self.mapping.max_retries:
                 self._to_destination(batch, result, "RetryAttemptsExhausted", attempts)
-                self._checkpoint(batch[-1])
+                self._checkpoint(batch)
                 return
             attempts += 1
-            self.stats.retries += 1
+            self._count(retries=1)
             self.stop.wait(min(0.05 * 2 ** min(attempts, 10), 2.0))
 
     def _expired(self, batch: list[dict[str, Any]]) -> int:
@@ -240,7 +433,7 @@ class KinesisShardPoller:
     def _to_destination(
         self, batch: list[dict[str, Any]], result: InvokeResult | None, condition: str, attempts: int
     ) -> None:
-        self.stats.sent_to_destination += len(batch)
+        self._count(sent_to_destination=len(batch))
         log.warning(
             "%d records of %s sent to the on-failure destination (%s)", len(batch), self.shard_id, condition
         )

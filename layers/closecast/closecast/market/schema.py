@@ -179,31 +179,43 @@ class Snapshot(BaseModel):
     @field_validator("imbalance_buy_sell_flag")
     @classmethod
     def _flag(cls, value: int) -> int:
-        rule = ROW_RULES["imbalance_buy_sell_flag"]
-        assert isinstance(rule, IntRule) and rule.choices is not None
-        if value not in rule.choices:
-            raise ValueError(f"must be {rule.describe()}")
+        if value not in _FLAG_CHOICES:
+            raise ValueError(_FLAG_MESSAGE)
         return value
 
     @field_validator("seconds_in_bucket")
     @classmethod
     def _step(cls, value: int) -> int:
-        rule = ROW_RULES["seconds_in_bucket"]
-        assert isinstance(rule, IntRule)
-        if value % rule.step:
-            raise ValueError(f"must be a multiple of {rule.step}")
+        if value % SECONDS_STEP:
+            raise ValueError(_STEP_MESSAGE)
         return value
 
     @model_validator(mode="after")
     def _keys(self) -> Snapshot:
-        expected_time = time_id_of(self.date_id, self.seconds_in_bucket)
-        expected_row = row_id_of(self.date_id, self.seconds_in_bucket, self.stock_id)
-        if self.time_id is None:
-            object.__setattr__(self, "time_id", expected_time)
-        elif self.time_id != expected_time:
-            raise ValueError(f"time_id {self.time_id} != date_id*55 + seconds_in_bucket/10 = {expected_time}")
-        if self.row_id is None:
-            object.__setattr__(self, "row_id", expected_row)
-        elif self.row_id != expected_row:
-            raise ValueError(f"row_id {self.row_id!r} != {expected_row!r}")
+        # (the stream validates tens of thousands of rows a second: the formulas of time_id_of and row_id_of,
+        # inline, and the derived values set straight into the frozen model's fields)
+        fields = self.__dict__
+        date_id, seconds = fields["date_id"], fields["seconds_in_bucket"]
+        expected_time = date_id * SNAPSHOTS_PER_DAY + seconds // SECONDS_STEP
+        time_id = fields["time_id"]
+        if time_id is None:
+            fields["time_id"] = expected_time
+        elif time_id != expected_time:
+            raise ValueError(f"time_id {time_id} != date_id*55 + seconds_in_bucket/10 = {expected_time}")
+        expected_row = f"{date_id}_{seconds}_{fields['stock_id']}"
+        row_id = fields["row_id"]
+        if row_id is None:
+            fields["row_id"] = expected_row
+        elif row_id != expected_row:
+            raise ValueError(f"row_id {row_id!r} != {expected_row!r}")
         return self
+
+
+_FLAG_RULE = ROW_RULES["imbalance_buy_sell_flag"]
+_STEP_RULE = ROW_RULES["seconds_in_bucket"]
+assert isinstance(_FLAG_RULE, IntRule) and _FLAG_RULE.choices is not None
+assert isinstance(_STEP_RULE, IntRule) and _STEP_RULE.step == SECONDS_STEP
+_FLAG_CHOICES = frozenset(_FLAG_RULE.choices)
+_FLAG_MESSAGE = f"must be {_FLAG_RULE.describe()}"
+_STEP_MESSAGE = f"must be a multiple of {_STEP_RULE.step}"
+assert time_id_of(7, 540) == 7 * SNAPSHOTS_PER_DAY + 540 // SECONDS_STEP and row_id_of(7, 540, 3) == "7_540_3"

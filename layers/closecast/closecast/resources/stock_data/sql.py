@@ -1,20 +1,26 @@
 """All SQL on `stock_data` (and `revealed_target`, which is read with it).
 
-Writes go in bulk: one statement per chunk of up to ~4 MiB, the rows travelling as ONE JSON text parameter that
-PostgreSQL expands with `json_to_recordset` into a multi-row upsert (`BatchExecuteStatement` with one parameter
-set per row runs one INSERT per row and is 10-20x slower). The same statement upserts the revealed targets and
-creates the date mappings of new date_ids (data-modifying CTEs), so a batch is usually one Data API call.
+Writes go in bulk: one statement per chunk of up to ~4 MiB, the rows travelling column by column, one text
+parameter per column holding a PostgreSQL array literal (`{1.5,NULL,2}`) that the statement casts and expands
+with `unnest` into a multi-row upsert (`BatchExecuteStatement` with one parameter set per row runs one INSERT
+per row and is 10-20x slower). Columns rather than JSON objects: no key names repeated on every row, so a
+request carries 2.4x more rows and every stage (client, HTTP, Data API, PostgreSQL's parser) has fewer bytes to
+read; PostgreSQL parses each element with the same input function as COPY. The same statement upserts the
+revealed targets (a JSON parameter) and creates the date mappings of new date_ids (data-modifying CTEs), so a
+batch is usually one Data API call.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Sequence
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic_core import to_json
 
 from closecast.db.data_api import MAX_REQUEST_BYTES, DataApi
 from closecast.db.listing import PageRequest, PageResult, list_page, where_clauses
@@ -34,7 +40,8 @@ _TYPES = {
 }
 _COLUMNS = ", ".join(STORED_COLUMNS)
 _WRITE = ", ".join(WRITE_COLUMNS)
-_RECORD = ", ".join(f"{c} {_TYPES.get(c, 'double precision')}" for c in WRITE_COLUMNS)
+_UNNEST = ", ".join(f"CAST(:{c} AS {_TYPES.get(c, 'double precision')}[])" for c in WRITE_COLUMNS)
+_TEXT_COLUMNS = frozenset(c for c in WRITE_COLUMNS if _TYPES.get(c) == "text")
 assert set(Snapshot.model_fields) == set(WRITE_COLUMNS), "the row model and the write statement disagree"
 _KEPT_IF_NULL = ("target", "train_type")  # a row sent again without these keeps the value it had
 _UPDATES = ", ".join(
@@ -59,7 +66,7 @@ WRITE_SQL = (
     "revealed_at = now() RETURNING 1"
     ") "
     f"INSERT INTO stock_data ({_WRITE}) "
-    f"SELECT {_WRITE} FROM json_to_recordset(CAST(:rows AS json)) AS r({_RECORD}) "
+    f"SELECT {_WRITE} FROM unnest({_UNNEST}) AS r({_WRITE}) "
     "ON CONFLICT (date_id, seconds_in_bucket, stock_id) DO UPDATE SET "
     f"{_UPDATES}, updated_at = now()"
 )
@@ -95,14 +102,73 @@ def _wire(text: str) -> int:
     return len(json.dumps(text)) - 2
 
 
-_ROWS = TypeAdapter(list[Snapshot])
+_PARAMETER_BYTES = 64  # what one more parameter adds to the request besides its value: name, keys, quotes
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_ROW_VALUES = operator.attrgetter(*WRITE_COLUMNS)
+Columns = dict[str, str]  # column -> its values as a PostgreSQL array literal
 
 
-def _rows_json(rows: Sequence[Snapshot]) -> str:
-    """The rows as the write statement reads them, in one serialiser call, nulls left out (json_to_recordset
-    reads a missing key as NULL). Floats are written as the shortest text that reads back as the same double:
-    values land exactly."""
-    return _ROWS.dump_json(list(rows), exclude_none=True).decode()
+def _text_element(value: object) -> str:
+    """One element of a text array literal: bare when it cannot be misread, else double-quoted and escaped."""
+    if value is None:
+        return "NULL"
+    text = value if isinstance(value, str) else str(value)
+    if _PLAIN_TEXT.match(text) and text.upper() != "NULL":
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _array(column: str, values: Sequence[object]) -> str:
+    """`values` as an array literal for `column`'s type. Numbers are written as the shortest text that reads
+    back as the same double (what `repr` and the JSON encoder give), so values land exactly; None -> NULL."""
+    if column in _TEXT_COLUMNS:
+        return "{" + ",".join(map(_text_element, values)) + "}"
+    # the JSON text of a list of numbers and nulls is the array literal but for its brackets (array_in reads
+    # `null` as NULL whatever its case); pydantic-core writes doubles as their shortest round-trip text (ryu)
+    # several times faster than `repr`. Non-finite numbers are refused here, as the table refuses them.
+    text = to_json(values, inf_nan_mode="constants")
+    if b"N" in text or b"I" in text:  # NaN, Infinity (nulls are lower case)
+        raise ValueError(f"{column}: non-finite numbers cannot be stored")
+    return "{" + text[1:-1].decode() + "}"
+
+
+def _columns_of(rows: Sequence[Snapshot]) -> Columns:
+    """The rows as the write statement reads them: one array literal per column, in row order."""
+    if not rows:
+        return dict.fromkeys(WRITE_COLUMNS, "{}")
+    by_column = zip(*map(_ROW_VALUES, rows), strict=True)
+    return {column: _array(column, values) for column, values in zip(WRITE_COLUMNS, by_column, strict=True)}
+
+
+def _columns_of_dicts(rows: Sequence[Mapping[str, Any]]) -> Columns:
+    """Same, from JSON-ready rows (a missing key is NULL)."""
+    return {column: _array(column, [row.get(column) for row in rows]) for column in WRITE_COLUMNS}
+
+
+def rows_from_parameters(params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows a write statement's parameters carry, as dicts of every column (the reverse of the encoding,
+    for fakes and checks: integers, floats, text and None, as the statement reads them)."""
+    columns: dict[str, list[Any]] = {}
+    for column in WRITE_COLUMNS:
+        body = str(params[column])[1:-1]
+        elements = _ELEMENT.findall(body) if body else []
+        if column in _TEXT_COLUMNS:
+            columns[column] = [
+                None if e == "NULL" else json.loads(e) if e.startswith('"') else e for e in elements
+            ]
+        else:
+            number = int if column in _TYPES else float
+            columns[column] = [None if e.upper() == "NULL" else number(e) for e in elements]
+    return [dict(zip(WRITE_COLUMNS, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+
+
+_ELEMENT = re.compile(r'"(?:[^"\\]|\\.)*"|[^,]+')
+
+
+def _size(payload: str | Columns) -> int:
+    if isinstance(payload, str):
+        return _wire(payload)
+    return sum(_wire(text) + _PARAMETER_BYTES for text in payload.values())
 
 
 def _targets_json(targets: Sequence[RevealedTarget]) -> str:
@@ -122,29 +188,33 @@ def _targets_json(targets: Sequence[RevealedTarget]) -> str:
 
 
 def _split(
-    items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int
-) -> list[tuple[str, int]]:
-    """`items` rendered as JSON arrays of at most `budget` bytes each (as they travel in the request), with how
-    many items each holds. Pieces are sized from a sample, rendered once, and halved if one still is too big."""
+    items: Sequence[Any], render: Callable[[Sequence[Any]], Any], budget: int
+) -> list[tuple[Any, int]]:
+    """`items` rendered (as JSON text or array literals) in pieces of at most `budget` bytes each (as they
+    travel in the request), with how many items each holds. Pieces are sized from a sample, rendered once, and
+    halved if one still is too big."""
     if not items:
         return []
     sample = items[:200]
-    per_item = _wire(render(sample)) / len(sample)
+    per_item = _size(render(sample)) / len(sample)
     step = max(1, int(budget / (per_item * 1.1)))
-    out: list[tuple[str, int]] = []
+    out: list[tuple[Any, int]] = []
     for start in range(0, len(items), step):
         out.extend(_fit(items[start : start + step], render, budget))
     return out
 
 
-def _fit(items: Sequence[Any], render: Callable[[Sequence[Any]], str], budget: int) -> list[tuple[str, int]]:
-    text = render(items)
+def _fit(items: Sequence[Any], render: Callable[[Sequence[Any]], Any], budget: int) -> list[tuple[Any, int]]:
+    payload = render(items)
     if (
-        _wire(text) <= budget or len(items) == 1
+        _size(payload) <= budget or len(items) == 1
     ):  # one item over the limit: the client refuses it, naming its size
-        return [(text, len(items))]
+        return [(payload, len(items))]
     half = len(items) // 2
     return _fit(items[:half], render, budget) + _fit(items[half:], render, budget)
+
+
+_NO_ROWS: Columns = dict.fromkeys(WRITE_COLUMNS, "{}")
 
 
 def write(
@@ -172,30 +242,28 @@ def write(
         _mappings({k[0] for k in by_key} | {k[0] for k in by_target}, date_of), separators=(",", ":")
     )
     budget = chunk_bytes - _wire(dates)
-    row_parts = _split(ordered_rows, _rows_json, budget)
-    target_parts = _split(ordered_targets, _targets_json, budget)
-    statements: list[tuple[tuple[str, int], tuple[str, int]]]
+    row_parts: list[tuple[Columns, int]] = _split(ordered_rows, _columns_of, budget)
+    target_parts: list[tuple[str, int]] = _split(ordered_targets, _targets_json, budget)
+    statements: list[tuple[tuple[Columns, int], tuple[str, int]]]
     if (
         len(row_parts) <= 1
         and len(target_parts) <= 1
-        and sum(_wire(t) for t, _ in row_parts + target_parts) <= budget
+        and sum(_size(p) for p, _ in row_parts) + sum(_size(t) for t, _ in target_parts) <= budget
     ):
         statements = [
-            (row_parts[0] if row_parts else ("[]", 0), target_parts[0] if target_parts else ("[]", 0))
+            (row_parts[0] if row_parts else (_NO_ROWS, 0), target_parts[0] if target_parts else ("[]", 0))
         ]
     else:  # rows and targets in statements of their own
-        statements = [(part, ("[]", 0)) for part in row_parts] + [(("[]", 0), part) for part in target_parts]
+        statements = [(part, ("[]", 0)) for part in row_parts] + [
+            ((_NO_ROWS, 0), part) for part in target_parts
+        ]
     result = WriteResult()
-    for (rows_text, n_rows), (targets_text, n_targets) in statements:
+    for (columns, n_rows), (targets_text, n_targets) in statements:
         if not n_rows and not n_targets:
             continue
         api.execute(
             WRITE_SQL,
-            {
-                "rows": rows_text,
-                "targets": targets_text,
-                "dates": dates,
-            },  # dates each time: each stands alone
+            {**columns, "targets": targets_text, "dates": dates},  # dates each time: each stands alone
             idempotent=True,  # the same upsert again changes nothing: safe to retry after a 500 or a timeout
         )
         result.rows += n_rows
@@ -265,6 +333,5 @@ def bulk_upsert_json(
     """Upsert the rows of a JSON array (Kaggle columns; null for a missing value) in one statement of the
     stream's write path (closecast backfill), creating the date mappings of `date_ids`."""
     dates = json.dumps(_mappings(set(date_ids), date_of), separators=(",", ":"))
-    return api.execute(
-        WRITE_SQL, {"rows": rows_json, "targets": "[]", "dates": dates}, idempotent=True
-    ).updated
+    columns = _columns_of_dicts(json.loads(rows_json))
+    return api.execute(WRITE_SQL, {**columns, "targets": "[]", "dates": dates}, idempotent=True).updated
