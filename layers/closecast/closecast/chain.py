@@ -15,11 +15,18 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
 
 from closecast.db.data_api import DataApi
 from closecast.resources.champions import sql as champions
 from closecast.resources.jobs import sql as jobs
+
+if TYPE_CHECKING:
+    from closecast.config import ChainConfig
+
+logger = Logger(child=True)
 
 # A day is complete when it has rows, every row has a target, and no target lacks its row (targets for rows
 # that never arrived mean the day is missing rows: no chain until they come).
@@ -163,3 +170,18 @@ def chain_of(api: DataApi, date_id: int) -> dict[str, Any] | None:
         {"date_id": date_id},
     ).records
     return rows[0] if rows else None
+
+
+def start_after_ingest(api: DataApi, sqs: Any, config: ChainConfig, date_ids: Iterable[int]) -> None:
+    """The ingest's trigger: each of `date_ids` now complete (rows and targets) starts its daily chain. Never
+    fails the batch that wrote them: the schedule's sweep starts any chain this misses."""
+    days = sorted(set(date_ids))
+    if not config.chain_queue_url or not days:
+        return
+    try:
+        started = after_targets(api, sqs, config.chain_queue_url, days, model_name=config.model_name)
+    except Exception:
+        logger.exception("could not start the daily chain; the schedule will", extra={"date_ids": days})
+        return
+    for job in started:
+        logger.info("daily chain started", extra={"job_id": job["id"], "params": job["params"]})
