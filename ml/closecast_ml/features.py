@@ -312,12 +312,21 @@ _INPUTS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "seconds_in_buck
 
 
 def _matrix(
-    features: dict[str, np.ndarray], names: Sequence[str], cells: tuple[np.ndarray, ...]
+    features: dict[str, np.ndarray],
+    names: Sequence[str],
+    cells: tuple[np.ndarray, np.ndarray],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The features of the given cells of the arrays, as a float32 (rows, features) matrix."""
-    matrix = np.empty((len(cells[0]), len(names)), dtype=np.float32)
+    """The features of the given (time, stock) cells of the arrays, as a float32 (rows, features) matrix
+    (written into `out` when given)."""
+    matrix = np.empty((len(cells[0]), len(names)), dtype=np.float32) if out is None else out
+    shape = features[names[0]].shape
+    flat = np.ravel_multi_index(cells, shape)  # one flat index for every column: a cheaper gather
     for j, name in enumerate(names):
-        matrix[:, j] = features[name][cells]
+        values = features[name]
+        if values.shape != shape:
+            values = np.broadcast_to(values, shape)
+        matrix[:, j] = values.reshape(-1)[flat] if values.flags.c_contiguous else values[cells]
     return matrix
 
 
@@ -347,6 +356,24 @@ def day_matrix(
         return _block_matrix(values, day_codes, steps, stocks, n_days, n_stocks, stat_values, weights, names)
     matrix = np.empty((len(rows), len(names)), dtype=np.float32)
     block_of_row = day_codes // BLOCK_DAYS
+    if (np.diff(day_codes) >= 0).all():
+        # rows sorted by date (the usual case): each block is a run of rows, computed in place, no copies
+        bounds = np.searchsorted(block_of_row, np.arange(block_of_row[-1] + 2))
+        for block in range(int(block_of_row[-1]) + 1):
+            run = slice(int(bounds[block]), int(bounds[block + 1]))
+            _block_matrix(
+                {column: array[run] for column, array in values.items()},
+                day_codes[run] - block * BLOCK_DAYS,
+                steps[run],
+                stocks[run],
+                BLOCK_DAYS,
+                n_stocks,
+                stat_values,
+                weights,
+                names,
+                out=matrix[run],
+            )
+        return matrix
     order = np.argsort(block_of_row, kind="stable")
     bounds = np.searchsorted(block_of_row[order], np.arange(block_of_row.max() + 2))
     for block in range(int(block_of_row.max()) + 1):
@@ -377,6 +404,7 @@ def _block_matrix(
     stats: Mapping[str, np.ndarray],
     weights: np.ndarray,
     names: Sequence[str],
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     time_index = day_codes * SNAPSHOTS_PER_DAY + steps
     cube_shape = (n_days, SNAPSHOTS_PER_DAY, n_stocks)
@@ -395,7 +423,7 @@ def _block_matrix(
 
     seconds_column = np.tile(np.arange(SNAPSHOTS_PER_DAY, dtype=np.int64) * SECONDS_STEP, n_days)[:, None]
     features = _compute(columns, lag, seconds_column, stats, weights, names)
-    return _matrix(features, names, (time_index, stocks))
+    return _matrix(features, names, (time_index, stocks), out)
 
 
 def day_features(
