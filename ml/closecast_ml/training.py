@@ -62,6 +62,9 @@ UPDATE_ETA_SHRINK = 0.3  # the continuation's learning rate = the parent's eta t
 GUARD_DAYS = 2
 MIN_GAIN = 0.001  # the candidate must beat the parent on the guard days by this share of the parent's MAE
 REFIT_EVERY_DAYS = 10
+# a refit weighs each training day by 0.5 ** (its age in days / RECENCY_HALF_LIFE_DAYS), the newest weighing 1:
+# the market drifts, so recent days say more about tomorrow (None: every day weighs the same)
+RECENCY_HALF_LIFE_DAYS: float | None = 30.0
 
 
 class FeatureSetMismatch(ValueError):
@@ -117,8 +120,11 @@ def _train(
     valid: tuple[np.ndarray, np.ndarray] | None = None,
     parent: xgb.Booster | None = None,
     ref: xgb.DMatrix | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[xgb.Booster, dict[str, Any]]:
-    train = xgb.QuantileDMatrix(matrix, target, max_bin=int(params.get("max_bin", 256)), ref=ref)
+    train = xgb.QuantileDMatrix(
+        matrix, target, weight=weight, max_bin=int(params.get("max_bin", 256)), ref=ref
+    )
     evals = []
     if valid is not None:
         evals = [
@@ -159,11 +165,13 @@ def fit(
     valid_days: int | None = None,
     tune: bool = False,
     n_rounds: int | None = None,
+    half_life_days: float | None = RECENCY_HALF_LIFE_DAYS,
 ) -> ModelArtifact:
     """A model trained from scratch on the labelled rows of the given days.
 
     `valid_days` (default: a fifth of the days, 1..5; 0 = none) last days are held out as one date block:
-    boosting stops when their MAE stops improving (up to `n_rounds`), and they give `valid_metrics`. With
+    boosting stops when their MAE stops improving (up to `n_rounds`), and they give `valid_metrics`. Training
+    days weigh 0.5 ** (age / `half_life_days`), age counted in days back from the newest training day. With
     `tune`, a small search over `SEARCH_SPACE` picks the params with the lowest validation MAE (recorded in
     `metadata["search"]`). The held-out days are not trained on; the daily update learns them next.
     """
@@ -194,14 +202,17 @@ def fit(
     matrix = _day_matrix(labelled, feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
     x_train, y_train = matrix[:n_train], target[:n_train]
+    weight = None
+    if half_life_days and train_days:
+        weight = 0.5 ** ((train_days[-1] - dates[:n_train].astype(np.float64)) / half_life_days)
     valid = (matrix[n_train:], target[n_train:]) if valid_list else None
     search: list[dict[str, Any]] = []
     if tune and valid is not None:
-        ref = xgb.QuantileDMatrix(x_train, y_train, max_bin=int(chosen.get("max_bin", 256)))
+        ref = xgb.QuantileDMatrix(x_train, y_train, weight=weight, max_bin=int(chosen.get("max_bin", 256)))
         best: tuple[float, dict[str, Any]] | None = None
         for candidate in SEARCH_SPACE:
             trial = {**chosen, **candidate}
-            booster, _ = _train(trial, x_train, y_train, rounds, valid=valid, ref=ref)
+            booster, _ = _train(trial, x_train, y_train, rounds, valid=valid, ref=ref, weight=weight)
             mae = _mae(booster.inplace_predict(valid[0]), valid[1])
             search.append(
                 {"params": candidate, "valid_mae": round(mae, 5), "rounds": booster.num_boosted_rounds()}
@@ -214,7 +225,7 @@ def fit(
         # a long history: each tree samples at most ROWS_PER_TREE rows, so the cost per round stops growing
         # with the history while every row still takes part across the rounds
         chosen["subsample"] = round(float(chosen.get("subsample", 1.0)) * ROWS_PER_TREE / len(y_train), 4)
-    booster, _ = _train(chosen, x_train, y_train, rounds, valid=valid)
+    booster, _ = _train(chosen, x_train, y_train, rounds, valid=valid, weight=weight)
     valid_metrics: dict[str, Any] = {"days": valid_list}
     if valid is not None:
         valid_metrics |= {
@@ -227,6 +238,7 @@ def fit(
         "kind": "fit",
         "params": chosen,
         "n_rounds": booster.num_boosted_rounds(),
+        "half_life_days": half_life_days,
         "days_trained": train_days,
         "day_versions": {},
         "valid_metrics": valid_metrics,
