@@ -66,6 +66,20 @@ SIZE_TRIPLETS: tuple[tuple[str, str, str], ...] = (
 WAP_LAGS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 OTHER_LAGS: tuple[int, ...] = (1, 3, 6)
 MAX_LAG = 6
+# the decaying path features: sums over the last PATH_STEPS snapshots, each weighted PATH_DECAY ** age
+# (a half-life of about 4 snapshots, 40 s): order flow (imbalance changes) and the mid's recent move; and the
+# mid's volatility over the day so far
+PATH_STEPS = 12
+PATH_DECAY = 0.84
+PATH_FEATURES: tuple[str, ...] = (
+    "imb_rel",
+    "imb_flow",
+    "imb_flow_x_vol",
+    "mid_move",
+    "mid_move_xs_dev",
+    "mid_vol",
+    "mid_vol_xs",
+)
 # columns whose earlier snapshots the features read
 LAGGED_COLUMNS: tuple[str, ...] = ("wap", "reference_price", "matched_size", "bid_size", "ask_size", "ask_price",
                                    "bid_price", "imbalance_size", "imbalance_buy_sell_flag")  # fmt: skip
@@ -116,9 +130,10 @@ FULL_FEATURES: tuple[str, ...] = (
     "ref_gap_over_vol",
     "wap_gap_over_vol",
     "matched_over_stock",
+    *PATH_FEATURES,
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"seed": SEED_FEATURES, "full": FULL_FEATURES}
-FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 1}
+FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 2}
 FORBIDDEN = frozenset({"row_id", "time_id", "date_id", "target"})
 assert not FORBIDDEN & {*SEED_FEATURES, *FULL_FEATURES}
 
@@ -305,6 +320,57 @@ def _compute(
     out["ref_gap_over_vol"] = _ratio(out["ref_gap"], np.broadcast_to(stats["stock_vol"], shape))
     out["wap_gap_over_vol"] = _ratio(out["wap_gap"], np.broadcast_to(stats["stock_vol"], shape))
     out["matched_over_stock"] = _ratio(col["matched_size"], np.broadcast_to(stats["stock_matched"], shape))
+    out.update(_path_features(now, lag, weights, signed_imb, mid_of))
+    return out
+
+
+def _path_features(
+    now: Callable[[str], np.ndarray],
+    lag: Lag,
+    weights: np.ndarray,
+    signed_imb: Callable[[Callable[[str], np.ndarray]], np.ndarray],
+    mid_of: Callable[[Callable[[str], np.ndarray]], np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Decaying sums over the stock-day's last `PATH_STEPS` snapshots (steps before the day's start count 0):
+    `imb_flow` the order flow, changes of the signed imbalance each in units of the market's typical |imbalance|
+    at its second (the cross-section's weighted mean |signed_imb|); `mid_move` the mid's recent log move and
+    `mid_move_xs_dev` its deviation from the index-weighted cross-section; `mid_vol` the root mean square of the
+    mid's 10-second log moves over the day so far and `mid_vol_xs` its index-weighted cross-sectional mean (the
+    day's volatility regime); `imb_flow_x_vol` the flow times `mid_vol`; `imb_rel` the signed imbalance in the
+    units of `imb_flow`."""
+    getters = [now, *(_lagged(lag, k) for k in range(1, PATH_STEPS + 1))]
+    imb = [signed_imb(get) for get in getters]
+    scale = [_xs_mean(np.abs(x), weights) for x in imb]
+    log_mid = [np.log(mid_of(get)) for get in getters]
+    flow = np.zeros(imb[0].shape)
+    move = np.zeros(imb[0].shape)
+    square = np.zeros(imb[0].shape)
+    seen = np.zeros(imb[0].shape)
+    for age in range(SNAPSHOTS_PER_DAY - 1):
+        if age + 1 >= len(log_mid):
+            log_mid.append(np.log(mid_of(_lagged(lag, age + 1))))
+        step = log_mid[age] - log_mid[age + 1]
+        known = np.isfinite(step)
+        step = np.where(known, step, 0.0)
+        square += step * step
+        seen += known
+        if age < PATH_STEPS:
+            decay = PATH_DECAY**age
+            flow += decay * np.nan_to_num(_ratio(imb[age] - imb[age + 1], scale[age]))
+            move += decay * step
+    missing = np.isnan(imb[0])
+    flow[missing] = np.nan
+    move[np.isnan(log_mid[0])] = np.nan
+    vol = np.sqrt(_ratio(square, seen))
+    out = {
+        "imb_rel": _ratio(imb[0], scale[0]),
+        "imb_flow": flow,
+        "imb_flow_x_vol": flow * vol,
+        "mid_move": move,
+        "mid_vol": vol,
+    }
+    out["mid_move_xs_dev"] = move - _xs_mean(move, weights)
+    out["mid_vol_xs"] = np.broadcast_to(_xs_mean(vol, weights), vol.shape)
     return out
 
 

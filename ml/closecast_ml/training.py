@@ -69,6 +69,9 @@ UPDATE_ETA_SHRINK = 0.3  # the continuation's learning rate = the parent's eta t
 GUARD_DAYS = 2
 MIN_GAIN = 0.001  # the candidate must beat the parent on the guard days by this share of the parent's MAE
 REFIT_EVERY_DAYS = 10
+# a refit weighs each training day by 0.5 ** (its age in days / RECENCY_HALF_LIFE_DAYS), the newest weighing 1:
+# the market drifts, so recent days say more about tomorrow (None: every day weighs the same)
+RECENCY_HALF_LIFE_DAYS: float | None = 30.0
 
 
 class FeatureSetMismatch(ValueError):
@@ -116,12 +119,21 @@ def default_params(feature_set: str) -> tuple[dict[str, Any], int]:
 
 
 def _quantile_matrix(
-    params: Mapping[str, Any], matrix: np.ndarray, target: np.ndarray, ref: xgb.DMatrix | None = None
+    params: Mapping[str, Any],
+    matrix: np.ndarray,
+    target: np.ndarray,
+    ref: xgb.DMatrix | None = None,
+    weight: np.ndarray | None = None,
 ) -> xgb.QuantileDMatrix:
     """The binned training matrix XGBoost's `hist` reads. Built once per set of rows and reused by every fit on
     them (sketching the bins costs more than a few boosting rounds); `ref` takes another matrix's bins."""
     return xgb.QuantileDMatrix(
-        matrix, target, max_bin=int(params.get("max_bin", 256)), ref=ref, nthread=TRAIN_THREADS
+        matrix,
+        target,
+        weight=weight,
+        max_bin=int(params.get("max_bin", 256)),
+        ref=ref,
+        nthread=TRAIN_THREADS,
     )
 
 
@@ -166,11 +178,13 @@ def fit(
     valid_days: int | None = None,
     tune: bool = False,
     n_rounds: int | None = None,
+    half_life_days: float | None = RECENCY_HALF_LIFE_DAYS,
 ) -> ModelArtifact:
     """A model trained from scratch on the labelled rows of the given days.
 
     `valid_days` (default: a fifth of the days, 1..5; 0 = none) last days are held out as one date block:
-    boosting stops when their MAE stops improving (up to `n_rounds`), and they give `valid_metrics`. With
+    boosting stops when their MAE stops improving (up to `n_rounds`), and they give `valid_metrics`. Training
+    days weigh 0.5 ** (age / `half_life_days`), age counted in days back from the newest training day. With
     `tune`, a small search over `SEARCH_SPACE` picks the params with the lowest validation MAE (recorded in
     `metadata["search"]`). The held-out days are not trained on; the daily update learns them next.
     """
@@ -201,9 +215,12 @@ def fit(
     matrix = _day_matrix(labelled, feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
     x_train, y_train = matrix[:n_train], target[:n_train]
+    weight = None
+    if half_life_days and train_days:
+        weight = 0.5 ** ((train_days[-1] - dates[:n_train].astype(np.float64)) / half_life_days)
     valid = (matrix[n_train:], target[n_train:]) if valid_list else None
     # binned once, shared by the search's trials and the final fit
-    train = _quantile_matrix(chosen, x_train, y_train)
+    train = _quantile_matrix(chosen, x_train, y_train, weight=weight)
     valid_matrix = _quantile_matrix(chosen, *valid, ref=train) if valid is not None else None
     search: list[dict[str, Any]] = []
     if tune and valid is not None:
@@ -236,6 +253,7 @@ def fit(
         "kind": "fit",
         "params": chosen,
         "n_rounds": booster.num_boosted_rounds(),
+        "half_life_days": half_life_days,
         "days_trained": train_days,
         "day_versions": {},
         "valid_metrics": valid_metrics,
