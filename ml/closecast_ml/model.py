@@ -88,7 +88,10 @@ class ModelArtifact:
     def to_bytes(self) -> tuple[bytes, bytes]:
         """(model in XGBoost's UBJSON format, metadata JSON)."""
         model = bytes(self.booster.save_raw(raw_format="ubj"))
-        return model, json.dumps(self.metadata, indent=1, sort_keys=True, allow_nan=False).encode()
+        # the model file's checksum travels in its metadata: a damaged file is refused before XGBoost parses it
+        # (its parser can crash the process on some damaged inputs instead of raising)
+        meta = {**self.metadata, "model_sha256": hashlib.sha256(model).hexdigest()}
+        return model, json.dumps(meta, indent=1, sort_keys=True, allow_nan=False).encode()
 
     def digest(self) -> str:
         """sha256 of the model bytes: identifies the booster in a child's lineage."""
@@ -99,6 +102,12 @@ class ModelArtifact:
         meta = parse_metadata(metadata)
         if not model:
             raise ArtifactError("the model file is empty")
+        expected = meta.get("model_sha256")
+        if expected is not None and hashlib.sha256(model).hexdigest() != expected:
+            raise ArtifactError(
+                "the model file does not match the checksum in its metadata (corrupt or truncated, or the"
+                " metadata of another model)"
+            )
         booster = xgb.Booster()
         try:
             booster.load_model(bytearray(model))

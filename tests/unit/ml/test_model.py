@@ -109,12 +109,30 @@ def test_bad_or_mismatched_metadata_raises_artifact_error(
 def test_model_and_metadata_of_different_feature_sets_are_refused(
     small_model: ModelArtifact, market: pd.DataFrame
 ) -> None:
-    """Given the model file of a `seed` model and the metadata of a `full` one, then ArtifactError."""
+    """Given the model file of a `seed` model and the metadata of a `full` one, then ArtifactError: by the
+    model file's checksum, and by the feature count where the metadata carries no checksum (older artifacts)."""
+    import json
+
     from closecast_ml import training
 
     seed = training.fit(market[market["date_id"] <= 2], feature_set="seed", valid_days=0, n_rounds=5)
-    with pytest.raises(ArtifactError, match="features"):
+    with pytest.raises(ArtifactError, match="checksum"):
         ModelArtifact.from_bytes(seed.to_bytes()[0], small_model.to_bytes()[1])
+    older = json.loads(small_model.to_bytes()[1])
+    del older["model_sha256"]
+    with pytest.raises(ArtifactError, match="features"):
+        ModelArtifact.from_bytes(seed.to_bytes()[0], json.dumps(older).encode())
+
+
+def test_a_damaged_model_file_is_refused_by_its_checksum_before_xgboost_reads_it(
+    small_model: ModelArtifact,
+) -> None:
+    """Given a model file with one byte flipped in its middle, then ArtifactError names the checksum."""
+    model_bytes, metadata = small_model.to_bytes()
+    middle = len(model_bytes) // 2
+    damaged = model_bytes[:middle] + bytes([model_bytes[middle] ^ 0xFF]) + model_bytes[middle + 1 :]
+    with pytest.raises(ArtifactError, match="checksum"):
+        ModelArtifact.from_bytes(damaged, metadata)
 
 
 def test_save_and_load_a_directory(small_model: ModelArtifact, one_day: pd.DataFrame, tmp_path) -> None:  # type: ignore[no-untyped-def]
