@@ -102,7 +102,7 @@ class ModelArtifact:
         meta = parse_metadata(metadata)
         if not model:
             raise ArtifactError("the model file is empty")
-        expected = meta.get("model_sha256")
+        expected = meta.pop("model_sha256", None)  # a property of the file, not of the model: not kept
         if expected is not None and hashlib.sha256(model).hexdigest() != expected:
             raise ArtifactError(
                 "the model file does not match the checksum in its metadata (corrupt or truncated, or the"

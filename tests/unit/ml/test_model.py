@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import socket
@@ -21,11 +22,16 @@ pytestmark = pytest.mark.unit
 def test_artifact_round_trips_through_bytes_and_predicts_the_same_numbers(
     small_model: ModelArtifact, one_day: pd.DataFrame
 ) -> None:
-    """Given a fitted model, when it goes to bytes and back, then it predicts exactly the same numbers."""
+    """Given a fitted model, when it goes to bytes and back, then it predicts exactly the same numbers and has
+    the same metadata; the metadata file also carries the model file's sha256, which is checked on load."""
     model_bytes, metadata = small_model.to_bytes()
     again = ModelArtifact.from_bytes(model_bytes, metadata)
     assert np.array_equal(again.predict(one_day), small_model.predict(one_day))
-    assert again.metadata == json.loads(metadata)
+    assert again.metadata == small_model.metadata
+    assert json.loads(metadata) == {
+        **small_model.metadata,
+        "model_sha256": hashlib.sha256(model_bytes).hexdigest(),
+    }
 
 
 def test_model_file_is_xgboost_ubjson_and_metadata_is_json_not_pickle(small_model: ModelArtifact) -> None:
