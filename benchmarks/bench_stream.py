@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pandas as pd
 import psycopg
 from botocore.config import Config
@@ -102,14 +101,7 @@ def _copy(dsn: str, frame: pd.DataFrame) -> float:
 
 
 def _rds(url: str) -> Any:
-    return boto3.client(
-        "rds-data",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        config=Config(retries={"total_max_attempts": 1}, read_timeout=300),
-    )
+    return client("rds-data", url, Config(retries={"total_max_attempts": 1}, read_timeout=300))
 
 
 def _timed(work: Callable[[], Any]) -> float:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from closecast.market.schema import KAGGLE_COLUMNS, PRICE_COLUMNS, SIZE_COLUMNS
 from closecast_tools.local.cloud import client
 from closecast_tools.local.template import Template
 
@@ -29,18 +30,8 @@ def _signed_in(api_headers: dict[str, str]) -> None:
     HEADERS.update(api_headers)
 
 
-FEATURES = (
-    "imbalance_size",
-    "reference_price",
-    "matched_size",
-    "far_price",
-    "near_price",
-    "bid_price",
-    "bid_size",
-    "ask_price",
-    "ask_size",
-    "wap",
-)
+# the nullable feature columns, in the Kaggle order
+FEATURES = tuple(c for c in KAGGLE_COLUMNS if c in (*SIZE_COLUMNS, *PRICE_COLUMNS))
 
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:

@@ -66,12 +66,13 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def client(service: str, endpoint_url: str) -> Any:
+def client(service: str, endpoint_url: str, config: Config | None = None) -> Any:
+    """A boto3 client of the local cloud (its region and credentials); `config` replaces the default retries."""
     return boto3.client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=config or Config(retries={"mode": "standard", "max_attempts": 3}),
         **CREDENTIALS,
     )
 
