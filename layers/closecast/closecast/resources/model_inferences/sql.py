@@ -11,7 +11,6 @@ COLUMNS = (
     "id, model_id, date_id, predictions_uri, n_rows, mae, created_at, zero_mae, n_targets, centered, "
     "job_id::text AS job_id"
 )
-LIST_COLUMNS = COLUMNS
 
 
 def list_model_inferences(
@@ -22,7 +21,7 @@ def list_model_inferences(
     )
     return list_page(
         api,
-        select=LIST_COLUMNS,
+        select=COLUMNS,
         table="model_inference",
         where=clauses,
         params=params,
@@ -58,7 +57,5 @@ def register_inference(api: DataApi, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_inference(api: DataApi, inference_id: int) -> dict[str, Any] | None:
-    rows = api.execute(
-        f"SELECT {LIST_COLUMNS} FROM model_inference WHERE id = :id", {"id": inference_id}
-    ).records
+    rows = api.execute(f"SELECT {COLUMNS} FROM model_inference WHERE id = :id", {"id": inference_id}).records
     return rows[0] if rows else None
