@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -28,7 +29,7 @@ import pandas as pd
 
 from closecast.db.data_api import DataApi
 from closecast.ingest import StreamRecord, parse
-from closecast.market.schema import KAGGLE_COLUMNS, SECONDS_STEP, SNAPSHOTS_PER_DAY
+from closecast.market.schema import KAGGLE_COLUMNS, SECONDS_STEP, SNAPSHOTS_PER_DAY, Snapshot
 from closecast.resources.champions import sql as champions
 from closecast.resources.models import sql as models
 from closecast.resources.predictions import sql as predictions
@@ -38,6 +39,7 @@ from closecast_ml.model import ArtifactError, ModelArtifact
 logger = logging.getLogger(__name__)
 
 INPUT_COLUMNS = [c for c in KAGGLE_COLUMNS if c not in ("target", "time_id", "row_id")]
+_INPUT_VALUES = operator.attrgetter(*INPUT_COLUMNS)
 WARM_DAYS = 3  # days of snapshots kept in memory
 KINESIS_PUT_LIMIT = 500
 
@@ -177,9 +179,10 @@ class LivePredictor:
     @staticmethod
     def snapshots_of(records: Iterable[StreamRecord]) -> list[pd.DataFrame]:
         """The valid rows of the records, as one frame per (date_id, second) in stream order (a later row of
-        the same key wins). Bad rows and revealed targets are the ingest's business: skipped here."""
+        the same key wins), of the model's input columns, in stock order. Bad rows and revealed targets are the
+        ingest's business: skipped here."""
         order: list[tuple[int, int]] = []
-        rows: dict[tuple[int, int], dict[int, dict[str, Any]]] = {}
+        rows: dict[tuple[int, int], dict[int, Snapshot]] = {}
         for record in records:
             try:
                 parsed, _ = parse(record)
@@ -191,11 +194,14 @@ class LivePredictor:
                 if key not in rows:
                     rows[key] = {}
                     order.append(key)
-                rows[key][snapshot.stock_id] = snapshot.model_dump()
+                rows[key][snapshot.stock_id] = snapshot
         frames = []
         for key in order:
-            frame = pd.DataFrame(list(rows[key].values()))
-            frames.append(frame.sort_values("stock_id", kind="stable").reset_index(drop=True))
+            by_stock = rows[key]
+            values = map(_INPUT_VALUES, [by_stock[stock] for stock in sorted(by_stock)])
+            # column by column: no dict per row, and each column's type inferred once from its list
+            columns = zip(INPUT_COLUMNS, map(list, zip(*values, strict=True)), strict=True)
+            frames.append(pd.DataFrame(dict(columns), columns=INPUT_COLUMNS))
         return frames
 
     # --- state

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from closecast.db.data_api import DataApi
 from closecast.db.errors import DataApiError, DatabaseError
 from closecast.errors import ConfigurationError
-from closecast.market.schema import LAST_SECOND, MAX_DATE_ID, MAX_STOCK_ID, Snapshot
+from closecast.market.schema import LAST_SECOND, MAX_DATE_ID, MAX_STOCK_ID, Snapshot, snapshots_of_rows
 from closecast.resources.stock_data import sql as stock_data
 
 
@@ -146,6 +146,12 @@ def parse(record: StreamRecord) -> tuple[Parsed, list[Rejection]]:
             envelope = Envelope.model_validate(payload)
         except ValidationError as exc:
             return parsed, [Rejection(record, "invalid envelope", _errors(exc))]
+        valid = snapshots_of_rows(envelope.data)  # every row plainly valid: checked column by column
+        if valid is not None:
+            if envelope.commit:
+                parsed.rows = valid
+                parsed.row_indices = list(range(len(valid)))
+            return parsed, []
         rejections: list[Rejection] = []
         for index, row in enumerate(envelope.data):
             try:

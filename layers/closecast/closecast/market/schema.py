@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import operator
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -219,3 +222,149 @@ _FLAG_CHOICES = frozenset(_FLAG_RULE.choices)
 _FLAG_MESSAGE = f"must be {_FLAG_RULE.describe()}"
 _STEP_MESSAGE = f"must be a multiple of {_STEP_RULE.step}"
 assert time_id_of(7, 540) == 7 * SNAPSHOTS_PER_DAY + 540 // SECONDS_STEP and row_id_of(7, 540, 3) == "7_540_3"
+
+
+# ---- the same rules read column by column, for a stream envelope of many rows
+#
+# Snapshot.model_validate costs several microseconds a row (the stream validates tens of thousands a second, in
+# each of its two consumers). `snapshots_of_rows` reads ROW_RULES once per column of an envelope, with C-level
+# min/max/set operations, and builds the Snapshots that model_validate would have built. It only ever vouches
+# for rows that are plainly valid: anything else (a missing or unknown key, a value past its rule, "" or NaN
+# for null, a bool, mixed key orders) makes it answer None, and the caller validates the rows one by one with
+# the model, whose errors are the ones quarantined. So the model stays the schema and the source of every error
+# message; this reader can only be stricter than it, never looser (tests/unit/test_schema_batch.py).
+
+_FIELDS: tuple[str, ...] = tuple(Snapshot.model_fields)
+_REQUIRED = frozenset(name for name, info in Snapshot.model_fields.items() if info.is_required())
+_ALLOWED = frozenset(_FIELDS)
+_NONE = type(None)
+_NUMBER_TYPES = frozenset((float, int, _NONE))
+_EXACT_INT = 2**53  # larger integers given for a float column: left to the model
+_TRAIN_TYPE = re.compile(TRAIN_TYPE_PATTERN).fullmatch
+_new = object.__new__
+_set = object.__setattr__
+assert set(ROW_RULES) <= _ALLOWED and set(ROW_RULES) - {"target"} <= _REQUIRED
+assert set(_FIELDS) - set(ROW_RULES) == {"time_id", "row_id", "train_type"}
+
+
+def _ints_follow(values: Sequence[Any], rule: IntRule) -> bool:
+    """Every value a plain int (not bool, not float, not null) that `rule` allows."""
+    if set(map(type, values)) != {int}:
+        return False
+    distinct = set(values)
+    if rule.choices is not None:
+        return distinct <= set(rule.choices)
+    if not (rule.low <= min(distinct) and max(distinct) <= rule.high):
+        return False
+    return rule.step == 1 or not any(v % rule.step for v in distinct)
+
+
+def _numbers(values: list[Any], rule: NumberRule) -> list[Any] | None:
+    """The column as the model stores it (ints as floats), or None when some value is not plainly valid."""
+    types = set(map(type, values))
+    if not types <= _NUMBER_TYPES or (_NONE in types and not rule.nullable):
+        return None
+    if int in types:
+        if max(abs(v) for v in values if v.__class__ is int) > _EXACT_INT:
+            return None
+        values = [float(v) if v.__class__ is int else v for v in values]
+    present = [v for v in values if v is not None] if _NONE in types else values
+    if not present:
+        return values
+    # a NaN (null to the model), an infinity, or finite values whose sum passes the float range: the model decides
+    if not math.isfinite(sum(present)):
+        return None
+    low = min(present)
+    if (rule.gt is not None and not low > rule.gt) or (rule.ge is not None and not low >= rule.ge):
+        return None
+    return values
+
+
+def _derived_or_equal(given: list[Any], expected: list[Any], kind: type) -> list[Any] | None:
+    """time_id / row_id: absent or null on every row (derived), or given on every row and equal."""
+    types = set(map(type, given))
+    if types == {_NONE}:
+        return expected
+    if types == {kind} and given == expected:
+        return given
+    return None
+
+
+def snapshots_of_rows(rows: Sequence[dict[str, Any]]) -> list[Snapshot] | None:
+    """The rows as the Snapshots `Snapshot.model_validate` makes of them, validated column by column with
+    ROW_RULES; None unless every row is plainly valid (the caller then validates them one by one).
+
+    The rows are handed over: when they are all valid, each dict becomes its Snapshot's fields (completed in
+    place: ints of float columns as floats, derived time_id and row_id, absent fields as null), rather than
+    being copied; when they are not, they are left as they came."""
+    if not rows or set(map(type, rows)) != {dict}:
+        return None
+    shapes = set(map(tuple, rows))
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes
+    keys = frozenset(shape)
+    if not _REQUIRED <= keys <= _ALLOWED:
+        return None
+    given = zip(*map(operator.itemgetter(*shape), rows), strict=True)  # (more than one key: a tuple a row)
+    columns: dict[str, list[Any]] = dict(zip(shape, map(list, given), strict=True))
+    changed = {name for name in _FIELDS if name not in keys}  # columns to write into the rows
+    absent = [None] * len(rows)
+    for name in changed:
+        columns[name] = absent
+    for name, rule in ROW_RULES.items():
+        if isinstance(rule, IntRule):
+            if not _ints_follow(columns[name], rule):
+                return None
+            continue
+        checked = _numbers(columns[name], rule)
+        if checked is None:
+            return None
+        if checked is not columns[name]:
+            columns[name] = checked
+            changed.add(name)
+    dates, seconds, stocks = columns["date_id"], columns["seconds_in_bucket"], columns["stock_id"]
+    time_ids = _derived_or_equal(
+        columns["time_id"],
+        [d * SNAPSHOTS_PER_DAY + s // SECONDS_STEP for d, s in zip(dates, seconds, strict=True)],
+        int,
+    )
+    row_ids = _derived_or_equal(
+        columns["row_id"], [f"{d}_{s}_{k}" for d, s, k in zip(dates, seconds, stocks, strict=True)], str
+    )
+    if time_ids is None or row_ids is None:
+        return None
+    for name, column in (("time_id", time_ids), ("row_id", row_ids)):
+        if column is not columns[name]:  # derived
+            columns[name] = column
+            changed.add(name)
+    train_types = columns["train_type"]
+    if not set(map(type, train_types)) <= {str, _NONE} or not all(
+        _TRAIN_TYPE(v) for v in set(train_types) if v is not None
+    ):
+        return None
+    # every row is valid. A Snapshot's fields are in the model's order: when the rows' keys are the model's
+    # first fields in order, the rows complete in place into exactly that; otherwise they are rebuilt.
+    fields_set = set(keys)  # shared: the Snapshot is frozen, and nothing changes a frozen model's fields_set
+    if shape == _FIELDS[: len(shape)]:
+        for name in _FIELDS:  # (in field order: absent fields are appended in that order)
+            if name in changed:
+                for row, value in zip(rows, columns[name], strict=True):
+                    row[name] = value
+        values = rows
+    else:
+        values = [
+            dict(zip(_FIELDS, v, strict=True)) for v in zip(*(columns[n] for n in _FIELDS), strict=True)
+        ]
+    return [_snapshot(v, fields_set) for v in values]
+
+
+def _snapshot(values: dict[str, Any], fields_set: set[str]) -> Snapshot:
+    """A Snapshot of already validated values (every field given, in the model's order), as model_validate
+    leaves one: what `model_construct` does, without its per-field lookups."""
+    snapshot: Snapshot = _new(Snapshot)
+    _set(snapshot, "__dict__", values)
+    _set(snapshot, "__pydantic_fields_set__", fields_set)
+    _set(snapshot, "__pydantic_extra__", None)
+    _set(snapshot, "__pydantic_private__", None)
+    return snapshot
