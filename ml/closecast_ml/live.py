@@ -33,7 +33,7 @@ from closecast.resources.champions import sql as champions
 from closecast.resources.models import sql as models
 from closecast.resources.predictions import sql as predictions
 from closecast_ml.features import SnapshotFeaturizer
-from closecast_ml.model import ArtifactError, ModelArtifact
+from closecast_ml.model import ArtifactError, ModelArtifact, center_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class LivePredictor:
             matrix = self._features(state, model, frame[INPUT_COLUMNS], second)
             self.timings["features"] += time.perf_counter() - started
             started = time.perf_counter()
-            values = model.artifact.predict_matrix(matrix)
+            values = center_snapshot(stocks, model.artifact.predict_matrix(matrix))
             self.timings["predict"] += time.perf_counter() - started
             self.snapshots_predicted += 1
             snapshot_rows = [
