@@ -1,7 +1,8 @@
 """The synthetic market's options: every mechanism and its strength, with documented defaults (all on).
 
-Prices are relative (1e-4 = 1 bp); "vol" is a stock's per-step (10 s) noise on that day. A strength of 0 turns
-its mechanism off. `closecast generate --show-params` prints the defaults; `--params JSON` overrides any of them.
+Prices are relative (1e-4 = 1 bp); "vol" is a stock's per-step (10 s) noise on that day, and the "vol units" of the
+imbalance and order-flow drifts are the stock's base vol (see `signal_vol_day`). A strength of 0 turns its
+mechanism off. `closecast generate --show-params` prints the defaults; `--params JSON` overrides any of them.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ class MarketParams:
     # --- signal in the current row -----------------------------------------------------------------------------
     c_b: float = 0.3  # share of the book pressure (wap - mid) the mid moves by in the next step
     c_z: float = 0.25  # drift per step from the auction imbalance level z (in units of vol / typical |z|)
+    # the vol unit of the c_z and c_f drifts: base vol * (that day's vol / base vol) ** signal_vol_day, so 0 = the
+    # stock's base vol (the day's vol regime and the stock's vol drift move the noise, not the signals), 1 = its
+    # vol that day
+    signal_vol_day: float = 0.0
 
     # --- signal in the day's path ------------------------------------------------------------------------------
-    signal_vol_day: float = (
-        0.0  # 1: the drifts of c_z and c_f scale with the stock's vol that day; 0: with its
-    )
-    # base vol only (the day's vol regime and the stock's vol drift then move the noise, not the signals)
     c_f: float = 0.12  # order flow: drift (vol units) per unit of the decaying sum of past imbalance changes
     flow_decay: float = 0.85  # per-step decay of that sum (its memory: about 1 / (1 - decay) steps)
     c_r: float = -0.05  # reversal (< 0) or momentum (> 0) of the stock's recent move relative to the index
@@ -107,6 +108,7 @@ class MarketParams:
             "far_outlier_rate",
             "near_wide_share",
             "far_wide_share",
+            "signal_vol_day",
         }
         for field in fields(self):
             value = getattr(self, field.name)
