@@ -182,7 +182,9 @@ def run() -> dict[str, Any]:
     # quality over the streamed days
     labelled = pd.concat(days, ignore_index=True)
     target = labelled["target"].to_numpy(dtype=np.float64)
-    frozen = np.abs(base_model.predict(labelled.drop(columns=["target", "oracle"])) - target).mean()
+    frozen = np.abs(
+        base_model.predict(labelled.drop(columns=["target", "oracle"]), center=True) - target
+    ).mean()
     rows = sum(c["rows"] for c in comparisons)
     live = sum(c["live_mae"] * c["rows"] for c in comparisons) / rows
     zero = sum(c["zero_mae"] * c["rows"] for c in comparisons) / rows

@@ -85,11 +85,14 @@ def run_backtest(
     errors: dict[str, list[np.ndarray]] = {name: [] for name in (*models, "zero", "oracle")}
     per_day: list[dict[str, Any]] = []
     for index, day in enumerate(walk):
-        labelled = day[np.isfinite(day["target"].to_numpy(dtype=np.float64))]
+        known = np.isfinite(day["target"].to_numpy(dtype=np.float64))
+        labelled = day[known]
         target = labelled["target"].to_numpy(dtype=np.float64)
         row: dict[str, Any] = {"date_id": int(day["date_id"].iat[0])}
         for name in models:
-            error = np.abs(current[name].predict(labelled) - target)
+            # the whole day predicted and centred at each second (as the live loop and inference jobs do), then
+            # scored on the rows whose target is known
+            error = np.abs(current[name].predict(day, center=True)[known] - target)
             errors[name].append(error)
             row[name] = float(error.mean()) if len(error) else None
         errors["zero"].append(np.abs(target))

@@ -167,7 +167,7 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     rows, _ = runner.day_rows(services, params.date_id)
     target = rows["target"].to_numpy(dtype="float64")
     features = rows.drop(columns=["target"])
-    candidate_values = np.asarray(candidate.predict(features), dtype="float64")
+    candidate_values = np.asarray(candidate.predict(features, center=True), dtype="float64")
     if not np.isfinite(candidate_values).all():
         raise JobFailed(f"candidate {params.candidate_id} predicts non-finite values on day {params.date_id}")
     update = (candidate_record.get("training") or {}).get("evidence") or {}
@@ -180,7 +180,9 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         "guard_candidate_mae": guard_candidate,
         "guard_zero_mae": update.get("zero_mae"),
         "day": params.date_id,
-        "day_champion_mae": round(_mae(np.asarray(champion.predict(features), dtype="float64"), target), 6),
+        "day_champion_mae": round(
+            _mae(np.asarray(champion.predict(features, center=True), dtype="float64"), target), 6
+        ),
         "day_candidate_mae_in_sample": round(_mae(candidate_values, target), 6),
         "train_job_id": params.train_job_id,
     }

@@ -34,7 +34,7 @@ from closecast.resources.champions import sql as champions
 from closecast.resources.models import sql as models
 from closecast.resources.predictions import sql as predictions
 from closecast_ml.features import SnapshotFeaturizer
-from closecast_ml.model import ArtifactError, ModelArtifact
+from closecast_ml.model import ArtifactError, ModelArtifact, center_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -263,13 +263,14 @@ class LivePredictor:
             state = self._day(date_id)
             if state.missing_before(second):
                 self._fill_from_database(state, second)
-            stocks = frame["stock_id"].to_numpy(dtype=np.int64)
+            inputs = _with_earlier_rows(frame[INPUT_COLUMNS], state.snapshots.get(second))
+            stocks = inputs["stock_id"].to_numpy(dtype=np.int64)
             missing = state.stocks_seen(second, stocks)
             started = time.perf_counter()
-            matrix = self._features(state, model, frame[INPUT_COLUMNS], second)
+            matrix = self._features(state, model, inputs, second)
             self.timings["features"] += time.perf_counter() - started
             started = time.perf_counter()
-            values = model.artifact.predict_matrix(matrix)
+            values = center_snapshot(stocks, model.artifact.predict_matrix(matrix))
             self.timings["predict"] += time.perf_counter() - started
             self.snapshots_predicted += 1
             snapshot_rows = [
@@ -300,6 +301,20 @@ class LivePredictor:
                 }
             )
         return rows, messages
+
+
+def _with_earlier_rows(rows: pd.DataFrame, earlier: pd.DataFrame | None) -> pd.DataFrame:
+    """A second's rows completed with the rows of other stocks already seen at that second (a snapshot split
+    across batches, e.g. replayed one record per row): the cross-section features and the centring then use
+    every stock of the second, as the whole-day batch does, and the second's rows are predicted (upserted)
+    again together. Rows given now win over earlier ones of the same stock."""
+    if earlier is None or earlier.empty:
+        return rows
+    others = earlier[~earlier["stock_id"].isin(rows["stock_id"])]
+    if others.empty:
+        return rows
+    merged = pd.concat([others, rows], ignore_index=True)
+    return merged.sort_values("stock_id", kind="stable").reset_index(drop=True)
 
 
 # ------------------------------------------------------------------ the handler's work

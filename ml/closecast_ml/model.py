@@ -182,12 +182,25 @@ def center_predictions(rows: pd.DataFrame, predictions: np.ndarray) -> np.ndarra
     """Predictions minus the index-weighted mean of the predictions at the same (date_id, second)."""
     if len(predictions) == 0:
         return predictions
-    stocks = rows["stock_id"].to_numpy(dtype=np.int64)
-    weights = _index_weights(int(stocks.max()) + 1)[stocks]
     keys = rows["date_id"].to_numpy(dtype=np.int64) * 1000 + rows["seconds_in_bucket"].to_numpy(
         dtype=np.int64
     )
     codes, _ = pd.factorize(keys)
+    return _centred(rows["stock_id"].to_numpy(dtype=np.int64), predictions, codes)
+
+
+def center_snapshot(stocks: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    """The predictions of one snapshot (one second, the given stocks) minus their index-weighted mean: the same
+    numbers `center_predictions` gives those rows when the day holds the same stocks at that second."""
+    if len(predictions) == 0:
+        return predictions
+    return _centred(
+        np.asarray(stocks, dtype=np.int64), predictions, np.zeros(len(predictions), dtype=np.int64)
+    )
+
+
+def _centred(stocks: np.ndarray, predictions: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    weights = _index_weights(int(stocks.max()) + 1)[stocks]
     total = np.bincount(codes, weights=weights * predictions)
     weight = np.bincount(codes, weights=weights)
     return np.asarray(predictions - total[codes] / weight[codes], dtype=np.float64)
@@ -200,6 +213,7 @@ __all__ = [
     "ArtifactError",
     "ModelArtifact",
     "center_predictions",
+    "center_snapshot",
     "library_versions",
     "parse_metadata",
 ]

@@ -193,7 +193,7 @@ def test_a_cold_predictor_reads_the_days_earlier_snapshots_from_the_database(
     assert predictor.timings["database_reads"] > 0 and len(predictor.days[date_id].snapshots) == 31
     assert not any(r["partial"] for r in predicted)
     model = loop.load_model(state, predicted[0]["model_id"])
-    whole_day = model.predict(day.drop(columns=["target", "oracle"]))
+    whole_day = model.predict(day.drop(columns=["target", "oracle"]), center=True)
     at = (day["seconds_in_bucket"] == 300).to_numpy()
     expected = dict(zip(day["stock_id"].to_numpy()[at].tolist(), whole_day[at].tolist(), strict=True))
     assert len(predicted) == len(expected)

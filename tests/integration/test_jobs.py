@@ -170,7 +170,7 @@ def test_an_inference_job_writes_the_csv_and_its_record_with_the_mae_beside_zero
         s3_bytes(local_cloud, base_model["result"]["artifact_uri"]),
         s3_bytes(local_cloud, base_model["result"]["metadata_uri"]),
     )
-    expected = model.predict(day.drop(columns=["target"]))
+    expected = model.predict(day.drop(columns=["target"]), center=True)  # centred by default, as served live
     assert np.allclose(csv["prediction"].to_numpy(), expected, atol=1e-6)
     assert result["mae"] == pytest.approx(
         float(np.mean(np.abs(expected - day["target"].to_numpy()))), abs=1e-6
@@ -233,7 +233,7 @@ def test_the_original_train_model_and_inference_model_calls_start_the_same_jobs(
     )
     assert status == 202, inference
     assert inference["message"] == f"Inference started for model {parent_id}"
-    assert inference["job"]["params"] == {"model_id": parent_id, "date_id": LAST, "center": False}
+    assert inference["job"]["params"] == {"model_id": parent_id, "date_id": LAST, "center": True}
     for job_id in (body["job"]["id"], inference["job"]["id"]):
         job = wait_for(local_cloud, job_id)
         assert job["status"] == "succeeded", job["error"]

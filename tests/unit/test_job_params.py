@@ -56,7 +56,7 @@ def test_post_jobs_body_splits_into_kind_params_and_client_token() -> None:
     """Given a POST /jobs/ body, then the stored params are the kind's parameters alone (defaults included,
     unset options left out) and the client token travels apart."""
     body = CREATE.validate_python({"kind": "inference", "model_id": 3, "date_id": 12, "client_token": "abc"})
-    assert split_create(body) == ("inference", {"model_id": 3, "date_id": 12, "center": False}, "abc")  # type: ignore[arg-type]
+    assert split_create(body) == ("inference", {"model_id": 3, "date_id": 12, "center": True}, "abc")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -104,5 +104,5 @@ def test_the_originals_inference_model_predicts_pred_date_id_itself() -> None:
     assert InferenceModelRequest(model_id=4, pred_date_id=200).to_params() == {
         "model_id": 4,
         "date_id": 200,
-        "center": False,
+        "center": True,
     }

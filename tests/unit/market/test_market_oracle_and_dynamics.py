@@ -19,10 +19,14 @@ from closecast_tools.market.simulate import continuations, simulate_block
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize("t", [12, 40])
-def test_the_oracle_is_the_mean_target_of_many_continuations_from_the_same_state(t: int) -> None:
-    # Given one simulated day (30 stocks) and its whole state at step t, the hidden part included
-    block = simulate_block(3, np.array([5]), 30)
+@pytest.mark.parametrize(("t", "signal_vol_day"), [(12, 0.0), (40, 0.0), (40, 1.0)])
+def test_the_oracle_is_the_mean_target_of_many_continuations_from_the_same_state(
+    t: int, signal_vol_day: float
+) -> None:
+    # Given one simulated day (30 stocks) and its whole state at step t, the hidden part included (signals in
+    # the stock's base-vol units, the default, or in its vol of that day)
+    params = replace(MarketParams(), signal_vol_day=signal_vol_day)
+    block = simulate_block(3, np.array([5]), 30, params=params)
     # When the day is continued 5,000 times from that state through the simulator's own transition
     targets, oracle = continuations(block, 0, t, 5_000, np.random.default_rng(t))
     mean = np.nanmean(targets, axis=0)
@@ -110,6 +114,7 @@ def test_params_from_json_override_only_what_they_name(tmp_path: Path) -> None:
         ('{"c_q": 1}', "unknown parameter(s) c_q"),
         ('{"c_f": "high"}', "params.c_f: expected a number"),
         ('{"phi_g": 1.5}', "params.phi_g: must be in [0, 1]"),
+        ('{"signal_vol_day": 2}', "params.signal_vol_day: must be in [0, 1]"),
         ('{"c_r": 0.3}', "prices explode"),
         ("[1, 2]", "expected a JSON object"),
     ],
@@ -118,3 +123,14 @@ def test_bad_params_are_refused_naming_the_field(text: str, message: str) -> Non
     # Given a bad override / Then a ValueError names it
     with pytest.raises(ValueError, match=re.escape(message)):
         load_params(text)
+
+
+def test_the_signals_vol_unit_is_the_stocks_base_vol_or_its_vol_that_day() -> None:
+    # Given five days simulated with the default signal_vol_day 0 and with 1
+    days = np.arange(5)
+    base = simulate_block(3, days, 30).internals["dyn"]
+    daily = simulate_block(3, days, 30, params=replace(MarketParams(), signal_vol_day=1.0)).internals["dyn"]
+    # Then by default the drifts' vol unit is each stock's base vol, the same every day, while the noise's vol
+    # moves from day to day; with 1 it is the stock's vol of that day
+    assert np.allclose(base.sv, base.sv[:1]) and not np.allclose(base.v, base.v[:1])
+    assert np.allclose(daily.sv, daily.v)

@@ -251,7 +251,7 @@ def compare_day(cloud_state: dict[str, Any], api: Any, day: pd.DataFrame) -> lis
         model_id = int(str(key))
         model = load_model(cloud_state, model_id)
         batch = pd.Series(
-            model.predict(day.drop(columns=[c for c in ("target", "oracle") if c in day])),
+            model.predict(day.drop(columns=[c for c in ("target", "oracle") if c in day]), center=True),
             index=pd.MultiIndex.from_frame(day[["seconds_in_bucket", "stock_id"]]),
         ).sort_index()
         index = pd.MultiIndex.from_frame(group[["seconds_in_bucket", "stock_id"]])

@@ -1,7 +1,8 @@
 """The synthetic market's options: every mechanism and its strength, with documented defaults (all on).
 
-Prices are relative (1e-4 = 1 bp); "vol" is a stock's per-step (10 s) noise on that day. A strength of 0 turns
-its mechanism off. `closecast generate --show-params` prints the defaults; `--params JSON` overrides any of them.
+Prices are relative (1e-4 = 1 bp); "vol" is a stock's per-step (10 s) noise on that day, and the "vol units" of the
+imbalance and order-flow drifts are the stock's base vol (see `signal_vol_day`). A strength of 0 turns its
+mechanism off. `closecast generate --show-params` prints the defaults; `--params JSON` overrides any of them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class MarketParams:
     """Constants of the simulator (see the README's "Market data" section for what each mechanism does)."""
 
     # --- prices: mid P[k+1] = P[k] + drift[k] + vol * (beta * factor + idio * shock) --------------------------
-    vol_median: float = 3.3e-4  # per-step noise of a stock, median over stocks (at the long-run regime)
+    vol_median: float = 3.0e-4  # per-step noise of a stock, median over stocks (at the long-run regime)
     vol_spread: float = 0.4  # log-sd of the stocks' base volatilities
     beta_low: float = 0.4
     beta_high: float = 1.2  # loading on the market factor (idiosyncratic part sqrt(1 - beta^2 / 2))
@@ -25,32 +26,36 @@ class MarketParams:
     tail_clip: float = 30.0  # shocks clipped to +-30 sd (symmetric, so still centred)
 
     # --- signal in the current row -----------------------------------------------------------------------------
-    c_b: float = 0.2  # share of the book pressure (wap - mid) the mid moves by in the next step
-    c_z: float = 0.02  # drift per step from the auction imbalance level z (in units of vol / typical |z|)
+    c_b: float = 0.3  # share of the book pressure (wap - mid) the mid moves by in the next step
+    c_z: float = 0.25  # drift per step from the auction imbalance level z (in units of vol / typical |z|)
+    # the vol unit of the c_z and c_f drifts: base vol * (that day's vol / base vol) ** signal_vol_day, so 0 = the
+    # stock's base vol (the day's vol regime and the stock's vol drift move the noise, not the signals), 1 = its
+    # vol that day
+    signal_vol_day: float = 0.0
 
     # --- signal in the day's path ------------------------------------------------------------------------------
-    c_f: float = 0.26  # order flow: drift (vol units) per unit of the decaying sum of past imbalance changes
+    c_f: float = 0.12  # order flow: drift (vol units) per unit of the decaying sum of past imbalance changes
     flow_decay: float = 0.85  # per-step decay of that sum (its memory: about 1 / (1 - decay) steps)
-    c_r: float = -0.1  # reversal (< 0) or momentum (> 0) of the stock's recent move relative to the index
+    c_r: float = -0.05  # reversal (< 0) or momentum (> 0) of the stock's recent move relative to the index
     move_decay: float = 0.8  # per-step decay of the recent move (a decaying sum of past mid changes)
-    kappa: float = 0.05  # pull of the mid to the hidden clearing price (mid + gap) per step
-    kappa_spread: float = 0.5  # log-sd of a stock-day's own pull rate around the day's (hidden from the data)
+    kappa: float = 0.01  # pull of the mid to the hidden clearing price (mid + gap) per step
+    kappa_spread: float = 0.2  # log-sd of a stock-day's own pull rate around the day's (hidden from the data)
     phi_g: float = 0.9  # persistence of the hidden clearing gap per step
     sigma_g: float = 0.8  # clearing-gap shock, in units of vol
 
     # --- dynamics across days (a seed-level path: AR(1) in the parameters, with occasional breaks) -------------
     # the mix of c_b, c_f, kappa rotates: each is its default * exp(amplitude * cos(theta - its phase)),
     # theta turning once in regime_period days on average (their geometric mean stays at the defaults')
-    regime_amplitude: float = 0.7
-    regime_period: float = 160.0
+    regime_amplitude: float = 1.15
+    regime_period: float = 300.0
     regime_jitter: float = 0.05  # random-walk sd of theta per day (radians)
     regime_persistence: float = 0.99  # day-to-day AR(1) coefficient of the strengths' own wander ...
-    strength_spread: float = 0.25  # ... and its stationary log-sd (c_b, c_z, c_f, kappa)
+    strength_spread: float = 0.15  # ... and its stationary log-sd (c_b, c_z, c_f, kappa)
     c_r_spread: float = 0.03  # stationary sd of c_r around its default
     break_rate: float = 0.01  # chance per day of a break: the strengths are drawn afresh, the mix jumps
     day_vol_spread: float = 0.25  # stationary log-sd of the day's volatility regime (shared by the stocks)
     day_vol_persistence: float = 0.5
-    stock_vol_drift: float = 0.25  # stationary log-sd of a stock's volatility around its base, across days
+    stock_vol_drift: float = 0.1  # stationary log-sd of a stock's volatility around its base, across days
     beta_drift: float = 0.15  # stationary sd of a stock's beta around its base, across days
     stock_persistence: float = 0.98
 
@@ -103,6 +108,7 @@ class MarketParams:
             "far_outlier_rate",
             "near_wide_share",
             "far_wide_share",
+            "signal_vol_day",
         }
         for field in fields(self):
             value = getattr(self, field.name)

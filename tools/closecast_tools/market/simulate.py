@@ -143,6 +143,7 @@ class _Dynamics:
     """What the drift needs on each day-stock: (D, S) arrays, or (D, 1) for market-wide values."""
 
     v: np.ndarray
+    sv: np.ndarray  # the vol unit of the signals' drift (c_z, c_f): the stock's base vol times a share of v's
     c_b: np.ndarray
     c_z: np.ndarray
     c_f: np.ndarray
@@ -167,7 +168,7 @@ class _Dynamics:
     ) -> np.ndarray:
         """mu without the book term: mid_pull is the clearing gap g."""
         expand = (lambda a: a[:, None, :]) if z.ndim == 3 else (lambda a: a)
-        v = expand(self.v)
+        v = expand(self.sv)
         return (
             v * (expand(self.c_z) * z / zs + expand(self.c_f) * flow)
             + expand(self.kappa) * mid_pull
@@ -252,6 +253,8 @@ def simulate_block(
     market = {name: values[:, None] for name, values in regimes.strengths.items()}
     dyn = _Dynamics(
         v=regimes.day_vol[:, None] * regimes.stock_vol,
+        sv=stocks.vol[None, :]
+        * (regimes.day_vol[:, None] * regimes.stock_vol / stocks.vol[None, :]) ** p.signal_vol_day,
         c_b=market["c_b"],
         c_z=market["c_z"],
         c_f=market["c_f"],
@@ -405,6 +408,7 @@ def continuations(
 
     dyn = _Dynamics(
         v=day_row(dyn_day.v),
+        sv=day_row(dyn_day.sv),
         c_b=day_row(dyn_day.c_b),
         c_z=day_row(dyn_day.c_z),
         c_f=day_row(dyn_day.c_f),

@@ -91,7 +91,7 @@ class InferenceParams(_Params):
 
     model_id: ModelId
     date_id: DateId
-    center: bool = False
+    center: bool = True  # as the live predictions are: each second's index-weighted mean is zero
 
 
 class StoreDayParams(DateSelection):
