@@ -237,8 +237,10 @@ def fit(
         assert best is not None
         chosen = best[1]
     if feature_set != "seed" and params is None and len(y_train) > ROWS_PER_TREE:
-        # a long history: each tree samples at most ROWS_PER_TREE rows, so the cost per round stops growing
-        # with the history while every row still takes part across the rounds
+        # a long history: each tree samples at most ROWS_PER_TREE rows (every row still takes part across the
+        # rounds). Measured with XGBoost 3.4 on CPU `hist`: this does NOT make a round cheaper - unsampled rows
+        # get zero gradients but are still read when building histograms (30 rounds on 5.2 M rows: 21.5 CPU s
+        # capped, 21.2 s without); it acts as regularisation only
         chosen["subsample"] = round(float(chosen.get("subsample", 1.0)) * ROWS_PER_TREE / len(y_train), 4)
     booster, _ = _train(chosen, train, rounds, valid=valid_matrix)
     valid_metrics: dict[str, Any] = {"days": valid_list}
