@@ -422,41 +422,30 @@ def day_matrix(
         return _block_matrix(values, day_codes, steps, stocks, n_days, n_stocks, stat_values, weights, names)
     matrix = np.empty((len(rows), len(names)), dtype=np.float32)
     block_of_row = day_codes // BLOCK_DAYS
-    if (np.diff(day_codes) >= 0).all():
-        # rows sorted by date (the usual case): each block is a run of rows, computed in place, no copies
-        bounds = np.searchsorted(block_of_row, np.arange(block_of_row[-1] + 2))
-        for block in range(int(block_of_row[-1]) + 1):
-            run = slice(int(bounds[block]), int(bounds[block + 1]))
-            _block_matrix(
-                {column: array[run] for column, array in values.items()},
-                day_codes[run] - block * BLOCK_DAYS,
-                steps[run],
-                stocks[run],
-                BLOCK_DAYS,
-                n_stocks,
-                stat_values,
-                weights,
-                names,
-                out=matrix[run],
-            )
-        return matrix
-    order = np.argsort(block_of_row, kind="stable")
-    bounds = np.searchsorted(block_of_row[order], np.arange(block_of_row.max() + 2))
-    for block in range(int(block_of_row.max()) + 1):
-        positions = order[bounds[block] : bounds[block + 1]]
-        if len(positions) == 0:
+    # rows sorted by date (the usual case): each block is a run of rows, computed in place into `matrix`, no
+    # copies; otherwise each block's rows are gathered, computed, and scattered back
+    order = None if (np.diff(day_codes) >= 0).all() else np.argsort(block_of_row, kind="stable")
+    sorted_blocks = block_of_row if order is None else block_of_row[order]
+    bounds = np.searchsorted(sorted_blocks, np.arange(int(sorted_blocks[-1]) + 2))
+    for block in range(int(sorted_blocks[-1]) + 1):
+        start, stop = int(bounds[block]), int(bounds[block + 1])
+        if start == stop:
             continue
-        matrix[positions] = _block_matrix(
-            {column: array[positions] for column, array in values.items()},
-            day_codes[positions] - block * BLOCK_DAYS,
-            steps[positions],
-            stocks[positions],
+        part: slice | np.ndarray = slice(start, stop) if order is None else order[start:stop]
+        computed = _block_matrix(
+            {column: array[part] for column, array in values.items()},
+            day_codes[part] - block * BLOCK_DAYS,
+            steps[part],
+            stocks[part],
             BLOCK_DAYS,
             n_stocks,
             stat_values,
             weights,
             names,
+            out=matrix[part] if order is None else None,
         )
+        if order is not None:
+            matrix[part] = computed
     return matrix
 
 

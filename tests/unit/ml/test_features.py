@@ -124,3 +124,17 @@ def test_days_computed_in_blocks_give_the_same_features_as_each_day_alone(
     together = day_features(rows, "full").to_numpy()
     alone = np.concatenate([day_features(day, "full").to_numpy() for _, day in rows.groupby("date_id")])
     assert _same(together, alone).all()
+
+
+def test_days_in_blocks_from_shuffled_rows_give_each_row_its_own_features(
+    market: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given 5 days' rows shuffled across days and computed 2 days per block, then each row's features equal
+    those it gets from the rows in date order (the gathered path gives what the in-place path gives)."""
+    import closecast_ml.features as features
+
+    rows = market[market["date_id"] <= 4].reset_index(drop=True)
+    monkeypatch.setattr(features, "BLOCK_DAYS", 2)
+    shuffled = rows.sample(frac=1.0, random_state=5)
+    expected = day_features(rows, "full").loc[shuffled.index].to_numpy()
+    assert _same(day_features(shuffled, "full").to_numpy(), expected).all()
