@@ -251,10 +251,10 @@ def simulate_block(
     present = draws["present"]
     weights = _weights_array()
     market = {name: values[:, None] for name, values in regimes.strengths.items()}
+    v = regimes.day_vol[:, None] * regimes.stock_vol  # each stock's vol that day
     dyn = _Dynamics(
-        v=regimes.day_vol[:, None] * regimes.stock_vol,
-        sv=stocks.vol[None, :]
-        * (regimes.day_vol[:, None] * regimes.stock_vol / stocks.vol[None, :]) ** p.signal_vol_day,
+        v=v,
+        sv=stocks.vol[None, :] * (v / stocks.vol[None, :]) ** p.signal_vol_day,
         c_b=market["c_b"],
         c_z=market["c_z"],
         c_f=market["c_f"],
