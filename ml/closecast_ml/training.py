@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,13 @@ REFIT_EVERY_DAYS = 10
 # a refit weighs each training day by 0.5 ** (its age in days / RECENCY_HALF_LIFE_DAYS), the newest weighing 1:
 # the market drifts, so recent days say more about tomorrow (None: every day weighs the same)
 RECENCY_HALF_LIFE_DAYS: float | None = 30.0
+# ... and a day whose weight is below SAMPLE_WEIGHT_FLOOR (older than 3 half-lives) takes part through a random
+# sample of its rows, each kept with probability weight / floor and then weighing the floor: the weighted loss
+# is the same in expectation (every day still counts, in proportion to its weight), while the rows a round
+# reads shrink from all days to ~(3 + 1/ln 2) half-lives' worth. A round of `hist` costs the same per row
+# whatever its weight (481 days: 4.6x fewer rows; see `fit` and benchmarks/bench_ml.py)
+SAMPLE_WEIGHT_FLOOR = 0.125
+SAMPLE_BLOCK_DAYS = 32  # features of sampled days are computed this many days at a time (memory)
 
 
 class FeatureSetMismatch(ValueError):
@@ -162,6 +170,45 @@ def _train(
     return booster, history
 
 
+def _weight_sample(weight: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows weighing less than SAMPLE_WEIGHT_FLOOR kept with probability weight / floor, then weighing the
+    floor (the others kept as they are): the kept-row mask and the kept rows' weights. None when no row weighs
+    less than the floor."""
+    light = weight < SAMPLE_WEIGHT_FLOOR
+    if not light.any():
+        return None
+    draw = np.random.default_rng(seed).random(len(weight))
+    keep = ~light | (draw * SAMPLE_WEIGHT_FLOOR < weight)
+    return keep, np.maximum(weight[keep], SAMPLE_WEIGHT_FLOOR)
+
+
+def _sampled_matrix(
+    labelled: pd.DataFrame,
+    keep: np.ndarray,
+    n_train: int,
+    feature_set: str,
+    stats: Mapping[str, Sequence[float | None]] | None,
+) -> np.ndarray:
+    """The features of the kept training rows, then of every row after `n_train` (the validation days), in
+    order. Features need whole days (lags, cross-sections): computed SAMPLE_BLOCK_DAYS days at a time on the
+    date-sorted rows, and only the kept rows copied out, so the full matrix never exists at once."""
+    names = feature_names(feature_set)
+    n_valid = len(labelled) - n_train
+    matrix = np.empty((int(keep.sum()) + n_valid, len(names)), dtype=np.float32)
+    codes, _ = pd.factorize(labelled["date_id"].to_numpy(), sort=True)
+    bounds = np.searchsorted(codes, np.arange(0, int(codes[-1]) + 1 + SAMPLE_BLOCK_DAYS, SAMPLE_BLOCK_DAYS))
+    bounds = np.unique(np.append(np.minimum(bounds, len(codes)), n_train))
+    written = 0
+    for start, stop in pairwise(bounds.tolist()):
+        block = _day_matrix(labelled.iloc[start:stop], feature_set, stats)
+        if stop <= n_train:
+            block = block[keep[start:stop]]
+        matrix[written : written + len(block)] = block
+        written += len(block)
+    assert written == len(matrix)
+    return matrix
+
+
 def _split(rows: pd.DataFrame, valid_days: int) -> tuple[np.ndarray, list[int], list[int]]:
     """Mask of training rows, training days, validation days (the last `valid_days` dates)."""
     days = _days(rows)
@@ -178,13 +225,15 @@ def fit(
     valid_days: int | None = None,
     tune: bool = False,
     n_rounds: int | None = None,
-    half_life_days: float | None = RECENCY_HALF_LIFE_DAYS,
+    half_life_days: float | None = None,
 ) -> ModelArtifact:
     """A model trained from scratch on the labelled rows of the given days.
 
     `valid_days` (default: a fifth of the days, 1..5; 0 = none) last days are held out as one date block:
     boosting stops when their MAE stops improving (up to `n_rounds`), and they give `valid_metrics`. Training
-    days weigh 0.5 ** (age / `half_life_days`), age counted in days back from the newest training day. With
+    days weigh 0.5 ** (age / `half_life_days`), age counted in days back from the newest training day (None:
+    RECENCY_HALF_LIFE_DAYS, or no weights for the seed's configuration, which had none; 0: no weights); the
+    lightest days take part through a weight-proportional sample of their rows (SAMPLE_WEIGHT_FLOOR). With
     `tune`, a small search over `SEARCH_SPACE` picks the params with the lowest validation MAE (recorded in
     `metadata["search"]`). The held-out days are not trained on; the daily update learns them next.
     """
@@ -204,6 +253,8 @@ def fit(
         base_params, base_rounds = {**base_params, **SMALL_DATA_PARAMS}, SMALL_DATA_ROUNDS
     chosen = {**base_params, **(params or {})}
     rounds = int(n_rounds or base_rounds)
+    if half_life_days is None:
+        half_life_days = None if feature_set == "seed" else RECENCY_HALF_LIFE_DAYS
     stats = learn_stats(labelled) if feature_set != "seed" else None
     dates = labelled["date_id"].to_numpy()
     if (np.diff(dates) < 0).any():
@@ -212,12 +263,20 @@ def fit(
     train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
     # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
     n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
-    matrix = _day_matrix(labelled, feature_set, stats)
     target = labelled["target"].to_numpy(dtype=np.float64)
-    x_train, y_train = matrix[:n_train], target[:n_train]
     weight = None
+    sampled = None
     if half_life_days and train_days:
         weight = 0.5 ** ((train_days[-1] - dates[:n_train].astype(np.float64)) / half_life_days)
+        sampled = _weight_sample(weight, int(chosen.get("seed", 0)))
+    if sampled is None:
+        matrix = _day_matrix(labelled, feature_set, stats)
+    else:
+        keep, weight = sampled
+        matrix = _sampled_matrix(labelled, keep, n_train, feature_set, stats)
+        target = np.concatenate([target[:n_train][keep], target[n_train:]])
+        n_train = int(keep.sum())
+    x_train, y_train = matrix[:n_train], target[:n_train]
     valid = (matrix[n_train:], target[n_train:]) if valid_list else None
     # binned once, shared by the search's trials and the final fit
     train = _quantile_matrix(chosen, x_train, y_train, weight=weight)
@@ -269,6 +328,7 @@ def fit(
         "created_at": now_iso(),
         "train_seconds": round(time.perf_counter() - started, 3),
         "rows_trained": n_train,
+        "sample_weight_floor": SAMPLE_WEIGHT_FLOOR if sampled is not None else None,
     }
     return ModelArtifact(booster, metadata)
 

@@ -103,3 +103,60 @@ def test_update_window_and_refit_schedule_come_from_the_metadata(small_model: Mo
     assert small_model.metadata["refit_date_id"] == 5
     assert not training.refit_due(small_model, 5 + training.REFIT_EVERY_DAYS - 1)
     assert training.refit_due(small_model, 5 + training.REFIT_EVERY_DAYS)
+
+
+def test_light_days_are_sampled_in_proportion_to_their_weight_and_reweighted_to_the_floor() -> None:
+    """Given weights from 1 down to 1/64, when sampled, then every row at or above the floor is kept with its
+    own weight, a lighter row is kept with probability weight / floor and weighs the floor, so the total weight
+    is kept in expectation."""
+    weight = np.repeat(0.5 ** np.arange(7.0), 20_000)
+    sampled = training._weight_sample(weight, seed=3)
+    assert sampled is not None
+    keep, kept_weight = sampled
+    heavy = weight >= training.SAMPLE_WEIGHT_FLOOR
+    assert keep[heavy].all()
+    np.testing.assert_array_equal(kept_weight[heavy[keep]], weight[heavy])
+    assert (kept_weight[~heavy[keep]] == training.SAMPLE_WEIGHT_FLOOR).all()
+    for age in (4, 5, 6):  # weights 1/16, 1/32, 1/64 against the floor 1/8
+        share = keep[age * 20_000 : (age + 1) * 20_000].mean()
+        assert share == pytest.approx(0.5**age / training.SAMPLE_WEIGHT_FLOOR, rel=0.1)
+    assert kept_weight.sum() == pytest.approx(weight.sum(), rel=0.01)
+    assert training._weight_sample(np.ones(10), seed=3) is None
+
+
+def test_sampled_features_are_the_whole_days_features_of_the_kept_rows(
+    market: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given rows sampled from days computed a few at a time (block edges inside the training days and at the
+    validation days), then each kept row's features are those the whole days give it: lags and cross-sections
+    still see every row of the day."""
+    from closecast_ml.features import learn_stats
+
+    monkeypatch.setattr(training, "SAMPLE_BLOCK_DAYS", 3)
+    rows = market.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable").reset_index(
+        drop=True
+    )
+    stats = learn_stats(rows)
+    n_train = int((rows["date_id"] <= 6).sum())
+    keep = np.random.default_rng(0).random(n_train) < 0.3
+    sampled = training._sampled_matrix(rows, keep, n_train, "full", stats)
+    whole = training.day_matrix(rows, "full", stats)
+    expected = np.concatenate([whole[:n_train][keep], whole[n_train:]])
+    np.testing.assert_array_equal(sampled, expected)
+
+
+def test_a_long_history_trains_on_a_sample_of_its_oldest_days(market: pd.DataFrame) -> None:
+    """Given 8 days and a half-life of 1 day (the oldest training days weigh 1/64..1/16 of the newest), when
+    fitted, then the days older than 3 half-lives are trained on through a sample of about weight / floor of
+    their rows, and the sampling is recorded; the seed's configuration is never weighted nor sampled."""
+    model = training.fit(market, params=SMALL, valid_days=1, n_rounds=10, half_life_days=1.0)
+    train_rows = int((market["date_id"] <= 6).sum())
+    assert model.metadata["sample_weight_floor"] == training.SAMPLE_WEIGHT_FLOOR
+    day_rows = train_rows / 7
+    expected = day_rows * (4 + 0.5 + 0.25 + 0.125)  # ages 0..3 whole, then 1/2, 1/4, 1/8 of a day
+    assert model.metadata["rows_trained"] == pytest.approx(expected, rel=0.1)
+    assert model.metadata["days_trained"] == list(range(7))
+    seed = training.fit(market, feature_set="seed", valid_days=0, n_rounds=5)
+    assert seed.metadata["half_life_days"] is None
+    assert seed.metadata["sample_weight_floor"] is None
+    assert seed.metadata["rows_trained"] == len(market)
