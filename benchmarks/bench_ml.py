@@ -1,9 +1,10 @@
 """ML benchmarks (`python -m benchmarks.run ml ml_history ml_backtest`, or `make bench`):
 
 * history: full-history training on 481 synthetic days, the `full` model vs the seed's configuration (29
-  features, squared error, eta 0.01, 50 rounds), each in its own child process: seconds (read + features +
-  train) and peak RSS; goal: full <= 2.5x seed and <= 6 GB. Skipped with CLOSECAST_BENCH_QUICK=1 (it takes
-  several minutes on 2 cores);
+  features, squared error, eta 0.01, 50 rounds, no recency weights), each in its own child process: seconds
+  (read + features + train), peak RSS, rows trained (`full` samples the days older than 3 half-lives in
+  proportion to their weight); goal: full <= 2.5x seed and <= 6 GB. Skipped with CLOSECAST_BENCH_QUICK=1 (a
+  few minutes on 2 cores);
 * daily_update: one `training.update` on a 10-day window (goal <= 3 s);
 * inference_day: `ModelArtifact.predict` for one day of 200 stocks, features included (goal <= 0.2 s);
 * snapshot: features + prediction of one 200-stock snapshot through `SnapshotFeaturizer` (goal <= 3 ms);
@@ -41,6 +42,8 @@ read = time.perf_counter() - started
 feature_set = sys.argv[2]
 model = training.fit(rows, feature_set=feature_set, valid_days=0 if feature_set == "seed" else None)
 print(json.dumps({"seconds": time.perf_counter() - started, "read_seconds": read, "rows": len(rows),
+                  "rows_trained": model.metadata["rows_trained"],
+                  "sample_weight_floor": model.metadata.get("sample_weight_floor"),
                   "rounds": model.n_rounds, "valid_metrics": model.metadata["valid_metrics"],
                   "cpu_seconds": resource.getrusage(resource.RUSAGE_SELF).ru_utime
                                  + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
