@@ -513,3 +513,47 @@ def test_the_gateway_answers_bad_framing_with_400_and_reads_chunked_bodies(local
         + chunked,
     )
     assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+
+
+def test_the_templates_schedule_runs_the_daily_sweep_through_the_local_runtime(local_cloud: Any) -> None:
+    """Given the running local cloud, then it keeps a runner for the template's ChainSchedule whose next run is
+    a weekday at 21:30 UTC; when that runner's clock reaches its due time, then the real ChainScheduleFunction
+    runs with EventBridge's scheduled event and its sweep answers."""
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from closecast_tools.local.schedule import ScheduleRunner
+
+    (runner,) = [r for r in local_cloud.schedules if r.function == "ChainScheduleFunction"]
+    assert runner.schedule.expression == "cron(30 21 ? * MON-FRI *)"
+    assert local_cloud.state["schedules"]["ChainScheduleFunction"]["expression"] == runner.schedule.expression
+    due = runner.schedule.next_after(datetime.now(UTC))
+    assert due is not None and due.weekday() < 5 and (due.hour, due.minute) == (21, 30)
+
+    answers: list[Any] = []
+
+    def invoke(function: str, event: Any) -> Any:
+        answers.append(local_cloud.invoke(function, event))
+        return answers[-1]
+
+    skew = due - datetime.now(UTC) - timedelta(seconds=0.5)  # this runner's clock: half a second before due
+    shifted = ScheduleRunner(
+        runner.function,
+        runner.schedule,
+        invoke,
+        runner.rule_arn,
+        runner.region,
+        runner.account,
+        threading.Event(),
+        now=lambda: datetime.now(UTC) + skew,
+    )
+    thread = threading.Thread(target=shifted.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not answers and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shifted.stop.set()
+    thread.join(timeout=10)
+    assert len(answers) == 1 and answers[0].ok, answers and answers[0].error_message
+    assert {"started", "resent", "incomplete"} == set(answers[0].payload)
+    assert shifted.stats.runs == 1 and shifted.stats.failures == 0

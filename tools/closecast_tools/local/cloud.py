@@ -40,6 +40,7 @@ from closecast_tools.local.poller import (
 )
 from closecast_tools.local.postgres import EmbeddedPostgres, PostgresServer, open_postgres, start_embedded
 from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult, die_with_parent
+from closecast_tools.local.schedule import ScheduleRunner, parse_schedule
 from closecast_tools.local.template import Template, TemplateError, resolve
 
 log = logging.getLogger("closecast.local")
@@ -188,6 +189,7 @@ class LocalCloud:
         self.stop_event = threading.Event()
         self.threads: list[threading.Thread] = []
         self.mapping_stats: dict[str, MappingStats] = {}
+        self.schedules: list[ScheduleRunner] = []
         self.state: dict[str, Any] = {}
         self.demo_user: dict[str, Any] = {}
         self.started_in_s = 0.0
@@ -205,6 +207,7 @@ class LocalCloud:
             self._start_gateway()
             if self.options.pollers:
                 self._start_pollers()
+                self._start_schedules()
         except BaseException:
             self.stop()
             raise
@@ -548,6 +551,24 @@ class LocalCloud:
                 )
                 self._thread(SqsPoller(sqs, self.invoke, s, REGION, self.stop_event, stats).run, f"sqs-{arn}")
 
+    def _start_schedules(self) -> None:
+        """A thread per enabled `Schedule` event, invoking its function at each due time (UTC), as EventBridge
+        does; `--parameter-overrides ChainSchedule="rate(5 minutes)"` makes the daily sweep run often."""
+        for event in self.template.schedules():
+            props = resolve(dict(event.properties), self.resources.lookup, self.parameters)
+            if props.get("Enabled") is False or str(props.get("State", "ENABLED")).upper() == "DISABLED":
+                continue
+            try:
+                schedule = parse_schedule(str(props.get("Schedule", "")))
+            except ValueError as exc:
+                raise TemplateError(f"{event.function} event {event.name}: {exc}") from None
+            rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/closecast-local-{event.function}-{event.name}"
+            runner = ScheduleRunner(
+                event.function, schedule, self.invoke, rule, REGION, ACCOUNT, self.stop_event
+            )
+            self.schedules.append(runner)
+            self._thread(runner.run, f"schedule-{event.function}-{event.name}")
+
     def _queue_url_of(self, arn: Any) -> str | None:
         if not arn:
             return None
@@ -593,6 +614,13 @@ class LocalCloud:
             "auth": self.options.auth,
             "demo_user": self.demo_user,
             "functions": sorted(self.template.functions),
+            "schedules": {
+                f"{runner.function}": {
+                    "expression": runner.schedule.expression,
+                    "next_run": runner.stats.next_run,
+                }
+                for runner in self.schedules
+            },
             "parameter_overrides": self.options.parameter_overrides,
             "resources": {"refs": self.resources.refs, "attrs": self.resources.attrs},
             "logs": str(self.options.state_dir / "logs"),

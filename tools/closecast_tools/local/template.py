@@ -93,6 +93,13 @@ class EventSourceMapping:
 
 
 @dataclass
+class ScheduleEvent:
+    function: str
+    name: str
+    properties: dict[str, Any]
+
+
+@dataclass
 class FunctionSpec:
     logical_id: str
     properties: dict[str, Any]
@@ -211,6 +218,16 @@ class Template:
                     source = props.get("Stream") if kind == "Kinesis" else props.get("Queue")
                     found.append(EventSourceMapping(fn.logical_id, kind, source, props))
         return found
+
+    def schedules(self) -> list[ScheduleEvent]:
+        """Every function's `Schedule` events (enabled or not: `Enabled: false` / `State: DISABLED` is read
+        after the properties are resolved)."""
+        return [
+            ScheduleEvent(fn.logical_id, name, event.get("Properties", {}))
+            for fn in self.functions.values()
+            for name, event in fn.properties.get("Events", {}).items()
+            if event.get("Type") == "Schedule"
+        ]
 
 
 # ----------------------------------------------------------------------------- intrinsic resolution
