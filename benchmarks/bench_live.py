@@ -134,7 +134,9 @@ def run() -> dict[str, Any]:
     history = market[market["date_id"] < base_days]
     days = [d.reset_index(drop=True) for _, d in market[market["date_id"] >= base_days].groupby("date_id")]
     with tempfile.TemporaryDirectory() as tmp:
-        cloud = LocalCloud(CloudOptions(root=repo_root(), state_dir=Path(tmp) / "state")).start()
+        cloud = LocalCloud(
+            CloudOptions(root=repo_root(), state_dir=Path(tmp) / "state", schedules=False)
+        ).start()
         _sign_in_as_demo_user(cloud.state)
         try:
             state = cloud.state

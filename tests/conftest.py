@@ -41,7 +41,7 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from closecast_tools.local.cloud import CloudOptions, LocalCloud
 
     state_dir = tmp_path_factory.mktemp("closecast-state")
-    cloud = LocalCloud(CloudOptions(root=REPO, state_dir=state_dir))
+    cloud = LocalCloud(CloudOptions(root=REPO, state_dir=state_dir, schedules=False))
     cloud.start()
     # the tools' HTTP helper (jobs, the live loop driver) signs in as the demo user: sign-in is not their point
     from closecast_tools.local.cloud import auth_headers

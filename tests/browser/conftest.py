@@ -75,7 +75,9 @@ def cloud_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         return
     from closecast_tools.local.cloud import CloudOptions, LocalCloud
 
-    cloud = LocalCloud(CloudOptions(root=REPO, state_dir=tmp_path_factory.mktemp("browser-cloud")))
+    cloud = LocalCloud(
+        CloudOptions(root=REPO, state_dir=tmp_path_factory.mktemp("browser-cloud"), schedules=False)
+    )
     cloud.start()
     try:
         _seed_market(cloud.state)

@@ -33,6 +33,7 @@ def start_cloud(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, s
         state_dir=tmp_path_factory.mktemp("outage-state"),
         parameter_overrides=overrides,
         auth=False,  # sign-in is not the point here
+        schedules=False,
     )
     return LocalCloud(options).start()
 

@@ -170,6 +170,9 @@ class CloudOptions:
     max_instances: int = 2
     pollers: bool = True
     auth: bool = True  # False: `--no-auth`, routes served without tokens
+    # False: the template's schedules are read, checked and reported but never fire (the test sessions and the
+    # benchmarks: a sweep at 21:30 UTC would start chains they did not ask for)
+    schedules: bool = True
     parameter_overrides: dict[str, str] = field(
         default_factory=dict
     )  # like `sam deploy --parameter-overrides`
@@ -567,7 +570,8 @@ class LocalCloud:
                 event.function, schedule, self.invoke, rule, REGION, ACCOUNT, self.stop_event
             )
             self.schedules.append(runner)
-            self._thread(runner.run, f"schedule-{event.function}-{event.name}")
+            if self.options.schedules:
+                self._thread(runner.run, f"schedule-{event.function}-{event.name}")
 
     def _queue_url_of(self, arn: Any) -> str | None:
         if not arn:
@@ -617,7 +621,7 @@ class LocalCloud:
             "schedules": {
                 f"{runner.function}": {
                     "expression": runner.schedule.expression,
-                    "next_run": runner.stats.next_run,
+                    "next_run": runner.stats.next_run if self.options.schedules else None,
                 }
                 for runner in self.schedules
             },
