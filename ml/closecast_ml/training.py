@@ -47,7 +47,6 @@ FULL_ROUNDS = 300
 SEED_PARAMS: dict[str, Any] = {"objective": "reg:squarederror", "tree_method": "hist", "eta": 0.01, "seed": 7}
 SEED_ROUNDS = 50
 EARLY_STOPPING = 30
-ROWS_PER_TREE = 1_500_000
 SMALL_DATA_DAYS = 3
 SMALL_DATA_PARAMS: dict[str, Any] = {"eta": 0.05, "min_child_weight": 200.0}
 SMALL_DATA_ROUNDS = 100
@@ -77,7 +76,9 @@ RECENCY_HALF_LIFE_DAYS: float | None = 30.0
 # sample of its rows, each kept with probability weight / floor and then weighing the floor: the weighted loss
 # is the same in expectation (every day still counts, in proportion to its weight), while the rows a round
 # reads shrink from all days to ~(3 + 1/ln 2) half-lives' worth. A round of `hist` costs the same per row
-# whatever its weight (481 days: 4.6x fewer rows; see `fit` and benchmarks/bench_ml.py)
+# whatever its weight (481 days: 3.6x fewer rows, 2.8x less time; see `fit` and benchmarks/bench_ml.py). Each
+# row's draw comes from its key (date, stock, second), so the sample does not depend on the rows' order and an
+# old day keeps the same rows from one refit to the next (fewer as it ages)
 SAMPLE_WEIGHT_FLOOR = 0.125
 SAMPLE_BLOCK_DAYS = 32  # features of sampled days are computed this many days at a time (memory)
 
@@ -170,14 +171,30 @@ def _train(
     return booster, history
 
 
-def _weight_sample(weight: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Rows weighing less than SAMPLE_WEIGHT_FLOOR kept with probability weight / floor, then weighing the
-    floor (the others kept as they are): the kept-row mask and the kept rows' weights. None when no row weighs
-    less than the floor."""
+def _row_uniforms(date_id: np.ndarray, stock_id: np.ndarray, second: np.ndarray, seed: int) -> np.ndarray:
+    """A uniform number in [0, 1) for each row, a function of its key and `seed` only (splitmix64 of the packed
+    key): the same row draws the same number whatever the order or the company of the rows."""
+    with np.errstate(over="ignore"):
+        key = (
+            (date_id.astype(np.uint64) << np.uint64(32))
+            ^ (stock_id.astype(np.uint64) << np.uint64(12))
+            ^ second.astype(np.uint64)
+            ^ (np.uint64(seed) << np.uint64(48))
+        )
+        z = key + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return np.asarray((z >> np.uint64(11)).astype(np.float64) / float(1 << 53))
+
+
+def _weight_sample(weight: np.ndarray, draw: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows weighing less than SAMPLE_WEIGHT_FLOOR kept when their uniform `draw` < weight / floor (so with that
+    probability), then weighing the floor (the others kept as they are): the kept-row mask and the kept rows'
+    weights. None when no row weighs less than the floor."""
     light = weight < SAMPLE_WEIGHT_FLOOR
     if not light.any():
         return None
-    draw = np.random.default_rng(seed).random(len(weight))
     keep = ~light | (draw * SAMPLE_WEIGHT_FLOOR < weight)
     return keep, np.maximum(weight[keep], SAMPLE_WEIGHT_FLOOR)
 
@@ -255,7 +272,7 @@ def fit(
     rounds = int(n_rounds or base_rounds)
     if half_life_days is None:
         half_life_days = None if feature_set == "seed" else RECENCY_HALF_LIFE_DAYS
-    stats = learn_stats(labelled) if feature_set != "seed" else None
+    half_life_days = half_life_days or None  # 0: no weights, recorded as None
     dates = labelled["date_id"].to_numpy()
     if (np.diff(dates) < 0).any():
         labelled = labelled.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable")
@@ -263,12 +280,17 @@ def fit(
     train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
     # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
     n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
+    # per-stock statistics from the training days only: the held-out days' targets must not reach the features
+    # that early stopping and `valid_metrics` score them with
+    stats = learn_stats(labelled.iloc[:n_train]) if feature_set != "seed" else None
     target = labelled["target"].to_numpy(dtype=np.float64)
     weight = None
     sampled = None
     if half_life_days and train_days:
         weight = 0.5 ** ((train_days[-1] - dates[:n_train].astype(np.float64)) / half_life_days)
-        sampled = _weight_sample(weight, int(chosen.get("seed", 0)))
+        head = labelled.iloc[:n_train]
+        keys = (head["date_id"].to_numpy(), head["stock_id"].to_numpy(), head["seconds_in_bucket"].to_numpy())
+        sampled = _weight_sample(weight, _row_uniforms(*keys, seed=int(chosen.get("seed", 0))))
     if sampled is None:
         matrix = _day_matrix(labelled, feature_set, stats)
     else:
@@ -295,12 +317,6 @@ def fit(
                 best = (mae, trial)
         assert best is not None
         chosen = best[1]
-    if feature_set != "seed" and params is None and len(y_train) > ROWS_PER_TREE:
-        # a long history: each tree samples at most ROWS_PER_TREE rows (every row still takes part across the
-        # rounds). Measured with XGBoost 3.4 on CPU `hist`: this does NOT make a round cheaper - unsampled rows
-        # get zero gradients but are still read when building histograms (30 rounds on 5.2 M rows: 21.5 CPU s
-        # capped, 21.2 s without); it acts as regularisation only
-        chosen["subsample"] = round(float(chosen.get("subsample", 1.0)) * ROWS_PER_TREE / len(y_train), 4)
     booster, _ = _train(chosen, train, rounds, valid=valid_matrix)
     valid_metrics: dict[str, Any] = {"days": valid_list}
     if valid is not None:

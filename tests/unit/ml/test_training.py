@@ -110,7 +110,7 @@ def test_light_days_are_sampled_in_proportion_to_their_weight_and_reweighted_to_
     own weight, a lighter row is kept with probability weight / floor and weighs the floor, so the total weight
     is kept in expectation."""
     weight = np.repeat(0.5 ** np.arange(7.0), 20_000)
-    sampled = training._weight_sample(weight, seed=3)
+    sampled = training._weight_sample(weight, np.random.default_rng(3).random(len(weight)))
     assert sampled is not None
     keep, kept_weight = sampled
     heavy = weight >= training.SAMPLE_WEIGHT_FLOOR
@@ -121,7 +121,25 @@ def test_light_days_are_sampled_in_proportion_to_their_weight_and_reweighted_to_
         share = keep[age * 20_000 : (age + 1) * 20_000].mean()
         assert share == pytest.approx(0.5**age / training.SAMPLE_WEIGHT_FLOOR, rel=0.1)
     assert kept_weight.sum() == pytest.approx(weight.sum(), rel=0.01)
-    assert training._weight_sample(np.ones(10), seed=3) is None
+    assert training._weight_sample(np.ones(10), np.zeros(10)) is None
+
+
+def test_each_rows_draw_is_a_function_of_its_key_so_the_sample_ignores_row_order() -> None:
+    """Given the keys of 10 days x 200 stocks x 55 seconds, when drawn in two orders, then each row draws the
+    same number; the draws are uniform; another seed draws otherwise."""
+    date, stock, second = (
+        a.ravel() for a in np.meshgrid(np.arange(10), np.arange(200), np.arange(0, 550, 10))
+    )
+    draws = training._row_uniforms(date, stock, second, seed=7)
+    order = np.random.default_rng(0).permutation(len(date))
+    np.testing.assert_array_equal(
+        training._row_uniforms(date[order], stock[order], second[order], seed=7), draws[order]
+    )
+    assert ((draws >= 0) & (draws < 1)).all()
+    assert np.histogram(draws, bins=10, range=(0, 1))[0] == pytest.approx(
+        np.full(10, len(draws) / 10), rel=0.05
+    )
+    assert np.mean(training._row_uniforms(date, stock, second, seed=8) == draws) < 0.001
 
 
 def test_sampled_features_are_the_whole_days_features_of_the_kept_rows(
@@ -156,7 +174,26 @@ def test_a_long_history_trains_on_a_sample_of_its_oldest_days(market: pd.DataFra
     expected = day_rows * (4 + 0.5 + 0.25 + 0.125)  # ages 0..3 whole, then 1/2, 1/4, 1/8 of a day
     assert model.metadata["rows_trained"] == pytest.approx(expected, rel=0.1)
     assert model.metadata["days_trained"] == list(range(7))
+    unsampled = training.fit(market, params=SMALL, valid_days=1, n_rounds=10, half_life_days=0)
+    assert unsampled.metadata["sample_weight_floor"] is None and unsampled.metadata["half_life_days"] is None
+    # the held-out day is scored on all its rows, sampled or not
+    assert model.metadata["valid_metrics"]["zero_mae"] == unsampled.metadata["valid_metrics"]["zero_mae"]
+    shuffled = market.sample(frac=1.0, random_state=5).sort_values("date_id", kind="stable")
+    again = training.fit(shuffled, params=SMALL, valid_days=1, n_rounds=10, half_life_days=1.0)
+    assert again.metadata["rows_trained"] == model.metadata["rows_trained"]
     seed = training.fit(market, feature_set="seed", valid_days=0, n_rounds=5)
     assert seed.metadata["half_life_days"] is None
     assert seed.metadata["sample_weight_floor"] is None
     assert seed.metadata["rows_trained"] == len(market)
+
+
+def test_the_held_out_days_targets_never_reach_the_per_stock_statistics(market: pd.DataFrame) -> None:
+    """Given the same rows with the validation day's targets scaled tenfold, when fitted, then the per-stock
+    statistics stored with the model are the same: they are learnt from the training days only."""
+    rows = market[market["date_id"] <= 5]
+    louder = rows.copy()
+    last = louder["date_id"] == 5
+    louder.loc[last, "target"] = louder.loc[last, "target"] * 10
+    first = training.fit(rows, params=SMALL, valid_days=1, n_rounds=5)
+    second = training.fit(louder, params=SMALL, valid_days=1, n_rounds=5)
+    assert first.metadata["stats"] == second.metadata["stats"]
