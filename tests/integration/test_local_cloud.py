@@ -515,45 +515,61 @@ def test_the_gateway_answers_bad_framing_with_400_and_reads_chunked_bodies(local
     assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
 
 
-def test_the_templates_schedule_runs_the_daily_sweep_through_the_local_runtime(local_cloud: Any) -> None:
-    """Given the running local cloud, then it keeps a runner for the template's ChainSchedule whose next run is
-    a weekday at 21:30 UTC; when that runner's clock reaches its due time, then the real ChainScheduleFunction
-    runs with EventBridge's scheduled event and its sweep answers."""
+def test_the_templates_schedule_runs_the_daily_sweep_through_the_local_runtime(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Given a local cloud of its own (nothing to sweep; event sources off so nothing else runs), then it keeps
+    a runner for the template's ChainSchedule whose next run is a weekday at 21:30 UTC; when that runner's clock
+    reaches its due time, then the real ChainScheduleFunction runs with EventBridge's scheduled event and its
+    sweep answers that there was nothing to start."""
     import threading
     from datetime import UTC, datetime, timedelta
 
+    from closecast_tools.local.cloud import CloudOptions, LocalCloud
     from closecast_tools.local.schedule import ScheduleRunner
 
-    (runner,) = [r for r in local_cloud.schedules if r.function == "ChainScheduleFunction"]
-    assert runner.schedule.expression == "cron(30 21 ? * MON-FRI *)"
-    assert local_cloud.state["schedules"]["ChainScheduleFunction"]["expression"] == runner.schedule.expression
-    due = runner.schedule.next_after(datetime.now(UTC))
-    assert due is not None and due.weekday() < 5 and (due.hour, due.minute) == (21, 30)
-
-    answers: list[Any] = []
-
-    def invoke(function: str, event: Any) -> Any:
-        answers.append(local_cloud.invoke(function, event))
-        return answers[-1]
-
-    skew = due - datetime.now(UTC) - timedelta(seconds=0.5)  # this runner's clock: half a second before due
-    shifted = ScheduleRunner(
-        runner.function,
-        runner.schedule,
-        invoke,
-        runner.rule_arn,
-        runner.region,
-        runner.account,
-        threading.Event(),
-        now=lambda: datetime.now(UTC) + skew,
+    options = CloudOptions(
+        root=REPO, state_dir=tmp_path_factory.mktemp("schedule"), pollers=False, auth=False
     )
-    thread = threading.Thread(target=shifted.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not answers and time.monotonic() < deadline:
-        time.sleep(0.1)
-    shifted.stop.set()
-    thread.join(timeout=10)
-    assert len(answers) == 1 and answers[0].ok, answers and answers[0].error_message
-    assert {"started", "resent", "incomplete"} == set(answers[0].payload)
+    with LocalCloud(options) as cloud:
+        (runner,) = [r for r in cloud.schedules if r.function == "ChainScheduleFunction"]
+        assert runner.schedule.expression == "cron(30 21 ? * MON-FRI *)"
+        assert (
+            cloud.state["schedules"]["ChainScheduleFunction.AfterClose"]["expression"]
+            == runner.schedule.expression
+        )
+        due = runner.schedule.next_after(datetime.now(UTC))
+        assert due is not None and due.weekday() < 5 and (due.hour, due.minute) == (21, 30)
+
+        answers: list[Any] = []
+
+        def invoke(function: str, event: Any) -> Any:
+            answers.append((event, cloud.invoke(function, event)))
+            return answers[-1][1]
+
+        skew = (
+            due - datetime.now(UTC) - timedelta(seconds=0.5)
+        )  # this runner's clock: half a second before due
+        shifted = ScheduleRunner(
+            runner.function,
+            runner.schedule,
+            invoke,
+            runner.rule_arn,
+            runner.region,
+            runner.account,
+            threading.Event(),
+            now=lambda: datetime.now(UTC) + skew,
+        )
+        thread = threading.Thread(target=shifted.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not answers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shifted.stop.set()
+        thread.join(timeout=10)
+    assert len(answers) == 1
+    event, answer = answers[0]
+    assert answer.ok, answer.error_message
+    assert event["detail-type"] == "Scheduled Event" and event["time"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert answer.payload == {"started": [], "resent": [], "incomplete": {}}
     assert shifted.stats.runs == 1 and shifted.stats.failures == 0

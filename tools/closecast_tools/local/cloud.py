@@ -210,7 +210,7 @@ class LocalCloud:
             self._start_gateway()
             if self.options.pollers:
                 self._start_pollers()
-                self._start_schedules()
+            self._start_schedules()
         except BaseException:
             self.stop()
             raise
@@ -555,23 +555,42 @@ class LocalCloud:
                 self._thread(SqsPoller(sqs, self.invoke, s, REGION, self.stop_event, stats).run, f"sqs-{arn}")
 
     def _start_schedules(self) -> None:
-        """A thread per enabled `Schedule` event, invoking its function at each due time (UTC), as EventBridge
-        does; `--parameter-overrides ChainSchedule="rate(5 minutes)"` makes the daily sweep run often."""
+        """A runner per enabled `Schedule` event (its expression checked at start), and a thread invoking its
+        function at each due time (UTC) as EventBridge does, unless schedules or event sources are off;
+        `--parameter-overrides ChainSchedule="rate(5 minutes)"` makes the daily sweep run often."""
         for event in self.template.schedules():
             props = resolve(dict(event.properties), self.resources.lookup, self.parameters)
-            if props.get("Enabled") is False or str(props.get("State", "ENABLED")).upper() == "DISABLED":
+            where = f"{event.function} event {event.name}"
+            enabled = str(props.get("Enabled", True)).lower() != "false"
+            if not enabled or str(props.get("State", "")).upper() == "DISABLED":
                 continue
+            unsupported = sorted({"RetryPolicy", "DeadLetterConfig", "ScheduleGroupName"} & set(props))
+            if unsupported:
+                raise TemplateError(f"{where}: the local cloud does not run {', '.join(unsupported)}")
             try:
                 schedule = parse_schedule(str(props.get("Schedule", "")))
+                payload = json.loads(props["Input"]) if "Input" in props else None
             except ValueError as exc:
-                raise TemplateError(f"{event.function} event {event.name}: {exc}") from None
+                raise TemplateError(f"{where}: {exc}") from None
             rule = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/closecast-local-{event.function}-{event.name}"
             runner = ScheduleRunner(
-                event.function, schedule, self.invoke, rule, REGION, ACCOUNT, self.stop_event
+                event.function,
+                schedule,
+                self.invoke,
+                rule,
+                REGION,
+                ACCOUNT,
+                self.stop_event,
+                name=event.name,
+                payload=payload,
             )
             self.schedules.append(runner)
-            if self.options.schedules:
+            if self.schedules_fire:
                 self._thread(runner.run, f"schedule-{event.function}-{event.name}")
+
+    @property
+    def schedules_fire(self) -> bool:
+        return self.options.schedules and self.options.pollers
 
     def _queue_url_of(self, arn: Any) -> str | None:
         if not arn:
@@ -619,9 +638,9 @@ class LocalCloud:
             "demo_user": self.demo_user,
             "functions": sorted(self.template.functions),
             "schedules": {
-                f"{runner.function}": {
+                f"{runner.function}.{runner.name}": {
                     "expression": runner.schedule.expression,
-                    "next_run": runner.stats.next_run if self.options.schedules else None,
+                    "next_run": runner.stats.next_run if self.schedules_fire else None,
                 }
                 for runner in self.schedules
             },

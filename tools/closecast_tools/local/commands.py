@@ -79,6 +79,11 @@ def _cloud_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve every route without a token (for token-less clients such as the original's)",
     )
     parser.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="never fire the template's Schedule events (the daily chain's 21:30 UTC sweep)",
+    )
+    parser.add_argument(
         "--parameter-overrides",
         nargs="+",
         default=[],
@@ -96,6 +101,7 @@ def _options(args: argparse.Namespace, *, pollers: bool = True) -> CloudOptions:
         api_port=getattr(args, "port", 0),
         pollers=pollers,
         auth=not getattr(args, "no_auth", False),
+        schedules=not getattr(args, "no_schedules", False),
         parameter_overrides=parse_overrides(getattr(args, "parameter_overrides", [])),
     )
 

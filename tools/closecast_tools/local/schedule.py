@@ -7,8 +7,10 @@ start) or `cron(minutes hours day-of-month month day-of-week year)` in UTC, with
 with a clear error rather than run at the wrong time.
 
 At each due time the function gets the event EventBridge sends (`detail-type: Scheduled Event`) through the
-local runtime; a failed run is retried twice, as an asynchronous Lambda invocation is, then logged. A run
-missed while the cloud was stopped is not made up (EventBridge does not either).
+local runtime (or the event's `Input`, which EventBridge sends instead); a failed run is retried twice, about
+1 and 2 minutes later, as an asynchronous Lambda invocation is, then logged. Runs of one schedule are one at a
+time: a run still going at the next due time makes that run skipped. A run missed while the cloud was stopped
+or the machine slept is not made up (EventBridge does not either).
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 log = logging.getLogger("closecast.local.schedule")
 
-ASYNC_RETRIES = 2  # an asynchronous Lambda invocation's default MaximumRetryAttempts
-SEARCH_DAYS = 366 * 8  # how far ahead a cron expression is searched for its next time
+# an asynchronous Lambda invocation's default: 2 retries, about 1 then 2 minutes after the failure
+RETRY_DELAYS_S: tuple[float, ...] = (60.0, 120.0)
+LATE_S = 60.0  # a run found this late (the machine slept, the clock jumped) is skipped, not made up
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
@@ -96,16 +99,16 @@ class Schedule:
         moment = moment.astimezone(UTC)
         if self.rate is not None:
             return moment + self.rate
-        start = moment.replace(second=0, microsecond=0)
-        day = start.date()
-        for _ in range(SEARCH_DAYS):
-            if self._day_matches(day):
-                for hour in sorted(self.hours):
-                    for minute in sorted(self.minutes):
-                        when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
-                        if when > moment:
-                            return when
-            day += timedelta(days=1)
+        for year in sorted(y for y in self.years if y >= moment.year):
+            day = max(moment.date(), date(year, 1, 1))
+            while day.year == year:
+                if self._day_matches(day):
+                    for hour in sorted(self.hours):
+                        for minute in sorted(self.minutes):
+                            when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+                            if when > moment:
+                                return when
+                day += timedelta(days=1)
         return None
 
     def _day_matches(self, day: date) -> bool:
@@ -187,8 +190,15 @@ class ScheduleRunner:
         account: str,
         stop: threading.Event,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        name: str = "",
+        payload: Any = None,
+        retry_delays_s: Sequence[float] = RETRY_DELAYS_S,
     ) -> None:
         self.function = function
+        self.name = name  # the template's event name
+        self.payload = payload  # the event's `Input`, sent instead of the scheduled event
+        self.retry_delays_s = tuple(retry_delays_s)
         self.schedule = schedule
         self.invoke = invoke
         self.rule_arn = rule_arn
@@ -211,29 +221,41 @@ class ScheduleRunner:
                 continue  # woke early to re-check the clock (it may have moved)
             if self.stop.is_set():
                 return
+            if (self.now() - due).total_seconds() > LATE_S:
+                log.warning(
+                    "schedule %s: the run due at %s was missed; not made up", self.schedule.expression, due
+                )
+                due = self.schedule.next_after(self.now())
+                continue
             self.fire(due)
             following = self.schedule.next_after(due)
-            if following is not None and following <= self.now():
-                following = self.schedule.next_after(
-                    self.now()
-                )  # runs missed while this one ran: not made up
+            if following is not None and following <= self.now():  # due while this run ran: not made up
+                following = self.schedule.next_after(self.now())
             due = following
+        self.stats.next_run = None
+        log.info("schedule %s of %s: no run left", self.schedule.expression, self.function)
 
     def fire(self, when: datetime) -> bool:
-        """One run: the scheduled event, retried up to ASYNC_RETRIES times on failure. True if it succeeded."""
-        event = scheduled_event(self.rule_arn, when, self.region, self.account)
+        """One run: the scheduled event (or the `Input`), retried after each of `retry_delays_s` on failure.
+        True if it succeeded."""
+        event = (
+            scheduled_event(self.rule_arn, when, self.region, self.account)
+            if self.payload is None
+            else self.payload
+        )
         self.stats.runs += 1
         self.stats.last_run = when.isoformat()
-        for attempt in range(ASYNC_RETRIES + 1):
+        attempts = len(self.retry_delays_s) + 1
+        for attempt in range(attempts):
+            if attempt and self.stop.wait(self.retry_delays_s[attempt - 1]):
+                break
             try:
                 result = self.invoke(self.function, event)
             except Exception as exc:  # the runtime itself failed: counts as a failed attempt
                 error = f"{type(exc).__name__}: {exc}"
             else:
                 if result.ok:
-                    log.info(
-                        "schedule %s ran %s at %s", self.schedule.expression, self.function, event["time"]
-                    )
+                    log.info("schedule %s ran %s for %s", self.schedule.expression, self.function, when)
                     return True
                 error = f"{result.error_type}: {result.error_message}"
             log.warning(
@@ -241,11 +263,9 @@ class ScheduleRunner:
                 self.schedule.expression,
                 self.function,
                 attempt + 1,
-                ASYNC_RETRIES + 1,
+                attempts,
                 error,
             )
-            if self.stop.is_set():
-                break
         self.stats.failures += 1
         self.stats.last_error = error
         return False
