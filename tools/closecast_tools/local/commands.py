@@ -121,6 +121,9 @@ class Interrupted(Exception):
     """SIGINT or SIGTERM arrived while the local cloud was starting or running a demo step."""
 
 
+_UNSAFE_TO_INTERRUPT = frozenset({"logging", "threading", "subprocess", "os", "weakref", "_weakrefset"})
+
+
 class _Signals:
     """SIGINT/SIGTERM handling for the whole life of the command: before the cloud is ready a signal interrupts
     the start (which then stops whatever it had started); afterwards it ends the serving loop."""
@@ -133,8 +136,17 @@ class _Signals:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop.set()
-        if not self.serving:
-            raise Interrupted(signal.Signals(signum).name)
+        if self.serving:
+            return
+        module = str((frame.f_globals.get("__name__") if frame is not None else "") or "")
+        if module.split(".")[0] in _UNSAFE_TO_INTERRUPT:
+            # the main thread is inside the runtime's own bookkeeping, e.g. logging's at-fork hook releasing
+            # its lock after a subprocess was spawned: an exception there is swallowed ("Exception ignored")
+            # and leaves the lock held, so the start would hang on the next log call. Deliver the signal again
+            # in a moment, from wherever the main thread is then.
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        raise Interrupted(signal.Signals(signum).name)
 
     def serve(self) -> None:
         self.serving = True
