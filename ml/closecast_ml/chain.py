@@ -2,9 +2,12 @@
 turn; the chain's job ends with every step's id and outcome, or failed with the step that failed and why.
 
     store_day  the day (rows + revealed targets) into the day store
-    train      the daily update of the champion with it (closecast_ml.training.update, its guard included)
-    promote    evaluate: the candidate becomes champion only if it is no worse than the champion on the recent
-               (guard) days and predicts the day sanely; either way the decision is recorded with its evidence
+    train      the daily update of the champion with it (closecast_ml.training.update, its guard included), or
+               the scheduled refit on the whole history when `training.refit_due` says so (as the backtest)
+    promote    evaluate: an update becomes champion only if it is within the guard's tolerance
+               (`training.MIN_GAIN`) of the champion on the recent (guard) days and predicts the day sanely; a
+               scheduled refit when its early-stopping fit beat zero on its held-out days; either way the
+               decision is recorded with its evidence
     inference  the next day with whichever is champion, when that day's rows are all in (otherwise the
                streaming predictor is predicting it live, snapshot by snapshot)
 
@@ -23,11 +26,10 @@ from closecast.resources.champions import sql as champions
 from closecast.resources.jobs import sql as jobs
 from closecast.resources.jobs.schemas import DailyParams, PromoteParams
 from closecast.resources.models import sql as models
-from closecast_ml import runner
+from closecast_ml import runner, training
 from closecast_ml.runner import JobFailed, Services
 
 ALL_KINDS = ("train", "inference", "store_day", "daily", "promote")
-PROMOTION_TOLERANCE = 0.0  # the candidate's guard MAE may exceed the champion's by this much (bps)
 
 
 def _step(services: Services, chain_id: str, kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +155,7 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
             "decision": "kept",
             "promotion_id": record["id"],
             "champion_id": params.champion_id,
-            "reason": "the update's guard kept the champion (the continuation was worse on the guard days)",
+            "reason": "the update's guard kept the champion (the continuation was worse than the tolerance on the guard days)",
         }
 
     candidate_record = models.get_model(api, params.candidate_id)
@@ -170,11 +172,14 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     candidate_values = np.asarray(candidate.predict(features, center=True), dtype="float64")
     if not np.isfinite(candidate_values).all():
         raise JobFailed(f"candidate {params.candidate_id} predicts non-finite values on day {params.date_id}")
-    update = (candidate_record.get("training") or {}).get("evidence") or {}
+    trained_as = candidate_record.get("training") or {}
+    if trained_as.get("strategy") == "scheduled-refit":
+        return _promote_refit(services, job_id, params, candidate_record, candidate_values, target)
+    update = trained_as.get("evidence") or {}
     guard_champion, guard_candidate = update.get("parent_mae"), update.get("candidate_mae")
     evidence: dict[str, Any] = {
         "rule": f"promote when the candidate's MAE on the guard days (out of sample for it) is at most the "
-        f"champion's + {PROMOTION_TOLERANCE}",
+        f"champion's x {1.0 - training.MIN_GAIN:g} (the update's own guard, training.MIN_GAIN)",
         "guard_days": update.get("guard_days"),
         "guard_champion_mae": guard_champion,
         "guard_candidate_mae": guard_candidate,
@@ -190,9 +195,11 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         better = False
         evidence["decision"] = "kept: the update recorded no guard evaluation (a one-day window)"
     else:
-        better = float(guard_candidate) <= float(guard_champion) + PROMOTION_TOLERANCE
+        better = float(guard_candidate) <= float(guard_champion) * (1.0 - training.MIN_GAIN)
         evidence["decision"] = (
-            "promoted: no worse on the guard days" if better else "kept: worse on the guard days"
+            "promoted: within the guard's tolerance on the guard days"
+            if better
+            else "kept: worse than the tolerance on the guard days"
         )
     if not better:
         record = champions.record_kept(
@@ -227,6 +234,70 @@ def run_promote(services: Services, job_id: str, params: Any) -> dict[str, Any]:
         "decision": "promoted",
         "promotion_id": record["id"],
         "champion_id": params.candidate_id,
+        "previous_champion_id": params.champion_id,
+        "evidence": evidence,
+    }
+
+
+def _promote_refit(
+    services: Services,
+    job_id: str,
+    params: PromoteParams,
+    candidate_record: dict[str, Any],
+    candidate_values: np.ndarray,
+    target: np.ndarray,
+) -> dict[str, Any]:
+    """The scheduled refit replaces the champion by schedule, as the backtest's `daily` does (no guard: the
+    champion has trained on the recent days the guard would score, so it would always look better there), when
+    its early-stopping fit beat predicting zero on the days it held out."""
+    metrics = candidate_record.get("metrics") or {}
+    valid_mae, valid_zero = metrics.get("mae"), metrics.get("zero_mae")
+    evidence: dict[str, Any] = {
+        "rule": "a scheduled refit is promoted when its early-stopping fit beat predicting zero on its held-out days",
+        "valid_days": metrics.get("days"),
+        "valid_mae": valid_mae,
+        "valid_zero_mae": valid_zero,
+        "day": params.date_id,
+        "day_candidate_mae_in_sample": round(_mae(candidate_values, target), 6),
+        "train_job_id": params.train_job_id,
+    }
+    if valid_mae is None or valid_zero is None or not float(valid_mae) < float(valid_zero):
+        evidence["decision"] = "kept: the refit did not beat predicting zero on its held-out days"
+        record = champions.record_kept(
+            services.api,
+            name=params.model_name,
+            model_id=int(candidate_record["id"]),
+            evidence=evidence,
+            date_id=params.date_id,
+            job_id=job_id,
+        )
+        return {
+            "decision": "kept",
+            "promotion_id": record["id"],
+            "champion_id": params.champion_id,
+            "candidate_id": candidate_record["id"],
+            "evidence": evidence,
+        }
+    evidence["decision"] = "promoted: the scheduled refit"
+    record = champions.promote(
+        services.api,
+        name=params.model_name,
+        model_id=int(candidate_record["id"]),
+        decided_by="rule",
+        evidence=evidence,
+        previous_model_id=params.champion_id,
+        check_previous=True,
+        date_id=params.date_id,
+        job_id=job_id,
+    )
+    if record is None:
+        raise JobFailed(
+            f"the champion of {params.model_name!r} changed while the refit was evaluated: not promoted"
+        )
+    return {
+        "decision": "promoted",
+        "promotion_id": record["id"],
+        "champion_id": candidate_record["id"],
         "previous_champion_id": params.champion_id,
         "evidence": evidence,
     }

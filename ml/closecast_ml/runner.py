@@ -234,10 +234,9 @@ def run_store_day(services: Services, job_id: str, params: Any) -> dict[str, Any
 # ------------------------------------------------------------------ train
 
 
-def _training_days(services: Services, params: TrainParams, window: int | None) -> list[book.StoredDay]:
+def _training_days(services: Services, first: int, last: int, window: int | None) -> list[book.StoredDay]:
     """The stored days to train on, after writing missing or stale ones from the database. A refit: the
     selected days. A daily update: the selected days plus earlier ones up to the parent's window."""
-    first, last = params.date_range()
     sync_first = first if window is None else max(0, first - 2 * window)
     report = services.store.sync(sync_first, last)
     selected = services.store.stored(first, last)
@@ -272,8 +271,15 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
                 f"{parent.feature_set!r}; a daily update keeps the parent's features (refit without a parent "
                 "to change them)"
             )
-    window = training.update_window_days(parent) if parent is not None else None
-    days = _training_days(services, params, window)
+    first, last = params.date_range()
+    # the scheduled refit (training.refit_due): a daily update whose parent's last fit from scratch is
+    # REFIT_EVERY_DAYS old becomes a fit on the lineage's whole history, from its first day trained to the new one
+    scheduled_refit = parent is not None and training.refit_due(parent, last)
+    if scheduled_refit:
+        assert parent is not None
+        first = min([first, *(int(d) for d in parent.metadata.get("days_trained") or [])])
+    window = training.update_window_days(parent) if parent is not None and not scheduled_refit else None
+    days = _training_days(services, first, last, window)
     timings["sync"] = time.perf_counter() - clock
     clock = time.perf_counter()
     rows = services.store.read_days(days)
@@ -281,7 +287,7 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     clock = time.perf_counter()
     training_info: dict[str, Any]
     try:
-        if parent is not None:
+        if parent is not None and not scheduled_refit:
             update = training.update(parent, rows)
             if update.kept_parent:
                 # The guard found the continuation worse on the newest days: the parent stays the model and no
@@ -298,10 +304,16 @@ def run_train(services: Services, job_id: str, params: Any) -> dict[str, Any]:
             artifact = update.model
             training_info = {"strategy": "update", "kept_parent": False, "evidence": update.evidence}
         else:
-            artifact = training.fit(
-                rows, feature_set=params.feature_set or "full", valid_days=params.valid_days
-            )
+            feature_set = params.feature_set or (parent.feature_set if parent is not None else "full")
+            artifact = training.fit(rows, feature_set=feature_set, valid_days=params.valid_days)
             training_info = {"strategy": "refit"}
+            if scheduled_refit:
+                assert parent is not None
+                training_info = {
+                    "strategy": "scheduled-refit",
+                    "reason": f"the parent's last fit from scratch (day {parent.metadata.get('refit_date_id')})"
+                    f" is {training.REFIT_EVERY_DAYS} or more days before day {last}",
+                }
     except (training.NoTrainingData, training.FeatureSetMismatch) as exc:
         raise JobFailed(str(exc)) from exc
     timings["fit"] = time.perf_counter() - clock

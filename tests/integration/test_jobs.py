@@ -207,6 +207,31 @@ def test_a_daily_update_records_its_parent_and_the_days_of_its_window(
     assert metadata["parent"]["id"] == parent_id
 
 
+def test_an_update_of_a_model_whose_fit_is_refit_every_days_old_is_the_scheduled_refit(
+    local_cloud: Any, history: dict[str, Any]
+) -> None:
+    """Given a model fitted on 1000..1001 only, when a train job updates it with day 1011 (REFIT_EVERY_DAYS after
+    its fit), then the job refits from scratch on every day from the parent's first to 1011 and registers the
+    refit with its parent named and why it was a refit."""
+    from closecast_ml import training
+
+    assert LAST - (FIRST + 1) >= training.REFIT_EVERY_DAYS
+    old = run(
+        local_cloud,
+        {"kind": "train", "model_name": "jobs-refit", "start_date_id": FIRST, "end_date_id": FIRST + 1},
+    )
+    assert old["status"] == "succeeded", old["error"]
+    parent_id = old["result"]["model_id"]
+    job = run(
+        local_cloud, {"kind": "train", "model_name": "jobs-refit", "parent_id": parent_id, "date_id": LAST}
+    )
+    assert job["status"] == "succeeded", job["error"]
+    (refit,) = [m for m in models_named(local_cloud, "jobs-refit") if m["id"] == job["result"]["model_id"]]
+    assert refit["parent_id"] == parent_id and refit["training"]["strategy"] == "scheduled-refit"
+    assert refit["days_trained"] == list(range(FIRST, LAST + 1))
+    assert refit["metrics"]["mae"] < refit["metrics"]["zero_mae"]
+
+
 def test_the_original_train_model_and_inference_model_calls_start_the_same_jobs(
     local_cloud: Any, base_model: dict[str, Any]
 ) -> None:

@@ -26,5 +26,7 @@ def one_day(market: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def small_model(market: pd.DataFrame) -> ModelArtifact:
-    """A `full` model fitted on days 0..5 (day 5 held out for validation), 40 rounds at most."""
-    return training.fit(market[market["date_id"] <= 5], params=SMALL, valid_days=1, n_rounds=40)
+    """A `full` model fitted on days 0..5 (day 5 held out for validation and not trained on), 40 rounds at most."""
+    return training.fit(
+        market[market["date_id"] <= 5], params=SMALL, valid_days=1, n_rounds=40, final_all_days=False
+    )

@@ -16,11 +16,29 @@ pytestmark = pytest.mark.unit
 
 
 def test_fit_holds_out_the_last_days_as_one_date_block(market: pd.DataFrame) -> None:
-    """Given 6 days, when fitted with 2 validation days, then it trains on days 0..3 and validates on 4, 5."""
-    model = training.fit(market[market["date_id"] <= 5], params=SMALL, valid_days=2, n_rounds=10)
+    """Given 6 days, when fitted with 2 validation days and no final fit, then it trains on days 0..3 and
+    validates on 4, 5."""
+    model = training.fit(
+        market[market["date_id"] <= 5], params=SMALL, valid_days=2, n_rounds=10, final_all_days=False
+    )
     assert model.metadata["days_trained"] == [0, 1, 2, 3]
     assert model.metadata["valid_metrics"]["days"] == [4, 5]
     assert model.metadata["valid_metrics"]["mae"] < model.metadata["valid_metrics"]["zero_mae"]
+
+
+def test_fit_trains_again_on_every_day_with_the_rounds_the_held_out_days_chose(market: pd.DataFrame) -> None:
+    """Given 6 days and 2 validation days, when fitted with final_all_days, then the held-out days choose the rounds
+    and the model is trained again with them on all 6 days: the same rounds as the early-stopping fit, other
+    trees, and the validation figures are the early-stopping fit's."""
+    rows = market[market["date_id"] <= 5]
+    probe = training.fit(rows, params=SMALL, valid_days=2, n_rounds=10, final_all_days=False)
+    model = training.fit(rows, params=SMALL, valid_days=2, n_rounds=10, final_all_days=True)
+    assert model.metadata["days_trained"] == [0, 1, 2, 3, 4, 5]
+    assert model.metadata["rows_trained"] == int(rows["target"].notna().sum())
+    assert model.n_rounds == probe.n_rounds
+    assert model.metadata["valid_metrics"]["days"] == [4, 5]
+    assert model.metadata["valid_metrics"]["mae"] == pytest.approx(probe.metadata["valid_metrics"]["mae"])
+    assert model.digest() != probe.digest()
 
 
 def test_tuning_records_each_candidate_and_keeps_the_best_by_validation_mae(market: pd.DataFrame) -> None:
