@@ -91,6 +91,11 @@ class ChampionCache:
         self.current: Champion | None = None
         self._refused: dict[int, str] = {}  # model id -> why its artifact was unusable (not retried)
 
+    def named(self) -> bool:
+        """True when a model is in use or the registry names a champion (then one small query); False before
+        the first champion is named, when nothing can predict."""
+        return self.current is not None or champions.champion(self.api, self.name) is not None
+
     def get(self) -> Champion | None:
         row = champions.champion(self.api, self.name)
         if row is None:
@@ -362,7 +367,13 @@ def handle_batch(
     output_stream: str | None = None,
 ) -> BatchResult:
     """Predict the batch's snapshots, store the predictions, then publish them. Exceptions propagate (the
-    handler reports the batch for redelivery: everything here is idempotent)."""
+    handler reports the batch for redelivery: everything here is idempotent).
+
+    Before any champion is named (a new deployment streams data before its first training) the records are
+    not even read: validating a batch costs about what ingesting it does, for nothing to predict with."""
+    if not predictor.champion.named():
+        logger.info("no champion yet: snapshots not predicted", extra={"records": len(records)})
+        return BatchResult(note="no champion yet")
     frames = predictor.snapshots_of(records)
     result = BatchResult(snapshots=len(frames))
     rows, messages = predictor.predict(frames)

@@ -99,6 +99,33 @@ def test_bad_records_are_quarantined_and_good_ones_still_written() -> None:
     assert outcome.failed_sequence_numbers == []
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-8-sig"),
+        lambda text: text.encode("utf-16"),
+        lambda text: text.replace('"train_type": null', '"train_type": "\\ud800"').encode(),
+    ],
+    ids=["utf-8 with BOM", "utf-16", "lone surrogate escape"],
+)
+def test_records_the_fast_json_parser_refuses_are_read_as_the_standard_library_reads_them(
+    encode: Any,
+) -> None:
+    """Given a record that pydantic-core's JSON parser refuses but `json.loads` reads, when parsed, then it is
+    read as before: one row, whose values are `json.loads`' (here a lone surrogate is then refused by the row
+    rules, as it was)."""
+    row = json.loads(
+        base64.b64decode(load_event("ingest/kinesis-rows.json")["Records"][0]["kinesis"]["data"])
+    )
+    data = encode(json.dumps({**row, "train_type": None}))
+    parsed, rejections = ingest.parse(ingest.StreamRecord("1", "k", data))
+    expected = json.loads(data)
+    if expected["train_type"] is None:
+        assert rejections == [] and parsed.rows[0].model_dump(include=set(row)) == row
+    else:
+        assert parsed.rows == [] and rejections[0].errors[0]["field"] == "train_type"
+
+
 def test_envelope_with_one_bad_row_keeps_the_others() -> None:
     """Given an envelope whose second row has a negative size, when parsed, then two rows pass and the bad one
     is rejected with its index."""

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from closecast.ingest import StreamRecord
-from closecast_ml.live import Champion, LivePredictor
+from closecast_ml import live as live_module
+from closecast_ml.live import Champion, ChampionCache, LivePredictor, handle_batch
 from closecast_ml.model import ModelArtifact
 
 
@@ -19,6 +20,9 @@ class FixedChampion:
 
     def __init__(self, model_id: int, artifact: ModelArtifact) -> None:
         self.current = Champion(model_id, artifact)
+
+    def named(self) -> bool:
+        return True
 
     def get(self) -> Champion:
         return self.current
@@ -162,3 +166,47 @@ def test_a_second_split_across_batches_is_predicted_as_a_whole(
     ).sort_index()
     got = live_values(second)
     np.testing.assert_allclose(got.to_numpy(), expected.loc[got.index].to_numpy(), rtol=0, atol=1e-9)
+
+
+class Registry:
+    """The Data API as the champion lookup sees it: `champion_id` is the champion named (None: none yet), and
+    no model of the registry loads."""
+
+    def __init__(self, champion_id: int | None) -> None:
+        self.champion_id = champion_id
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: dict[str, Any], **_: Any) -> Any:
+        self.statements.append(sql)
+        named = "FROM champion" in sql and self.champion_id is not None
+        records = [{"name": params.get("name"), "model_id": self.champion_id}] if named else []
+        return type("Result", (), {"records": records})()
+
+
+def unloadable(record: dict[str, Any]) -> ModelArtifact:
+    raise AssertionError("no model is loaded in these tests")
+
+
+def test_before_any_champion_the_batch_is_acknowledged_without_reading_its_records(
+    one_day: pd.DataFrame, monkeypatch: Any
+) -> None:
+    """Given a registry that names no champion yet, when a batch of snapshots arrives, then it is acknowledged
+    (nothing to predict, nothing to redeliver) after one champion lookup, and no record is parsed."""
+    registry = Registry(champion_id=None)
+    live = LivePredictor(registry, ChampionCache(registry, "champion", unloadable))  # type: ignore[arg-type]
+    parsed: list[StreamRecord] = []
+    monkeypatch.setattr(live_module, "parse", lambda record: parsed.append(record))
+    result = handle_batch(live, records_of(one_day))
+    assert (result.snapshots, result.predictions, result.failed) == (0, 0, False)
+    assert parsed == [] and len(registry.statements) == 1
+
+
+def test_a_batch_without_snapshots_needs_no_usable_model(one_day: pd.DataFrame) -> None:
+    """Given a champion named whose model cannot be loaded, when a batch holds only revealed targets, then it
+    is acknowledged (there is nothing to predict), not sent back for want of a model."""
+    registry = Registry(champion_id=5)
+    live = LivePredictor(registry, ChampionCache(registry, "champion", unloadable))  # type: ignore[arg-type]
+    targets = [{"date_id": 7, "seconds_in_bucket": 0, "stock_id": 1, "target": 1.5}]
+    record = StreamRecord("1", "t", json.dumps({"revealed_targets": targets}).encode())
+    result = handle_batch(live, [record])
+    assert (result.snapshots, result.predictions) == (0, 0)

@@ -190,6 +190,23 @@ def scan_only_xml_for_request_ids() -> None:
     BaseResponse._enrich_response = staticmethod(enrich)  # type: ignore[method-assign]
 
 
+def constant_time_sequence_numbers() -> None:
+    """moto's Kinesis shard finds its first and last sequence numbers by copying every key of its ordered dict
+    into a list, and does so for every record put: O(records in the shard) a record, so that a long replay
+    into the local cloud slows down quadratically (495 records into a shard of 50,000: ~300 ms instead of
+    ~2). The first and last keys of the ordered dict are the same numbers, in constant time."""
+    from moto.kinesis.models import Shard
+
+    def first(self: Any) -> int:
+        return next(iter(self.records), 0)
+
+    def last(self: Any) -> int:
+        return next(reversed(self.records), 0)
+
+    Shard.get_min_sequence_number = first  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = last  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -211,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     args.s3_dir.mkdir(parents=True, exist_ok=True)
     pending = install(disk)
     scan_only_xml_for_request_ids()
+    constant_time_sequence_numbers()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,
