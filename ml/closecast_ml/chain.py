@@ -94,7 +94,10 @@ def run_daily(services: Services, job_id: str, params: Any) -> dict[str, Any]:
     serving = int(after["model_id"]) if after else champion_id
     next_day = day + 1
     if _day_is_in(services, next_day):
-        inferred = _step(services, job_id, "inference", {"model_id": serving, "date_id": next_day})
+        # centred, as the live predictions are served (said here, not left to the job's default)
+        inferred = _step(
+            services, job_id, "inference", {"model_id": serving, "date_id": next_day, "center": True}
+        )
         steps["inference"] = {
             "job_id": inferred["id"],
             "date_id": next_day,
