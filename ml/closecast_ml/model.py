@@ -200,10 +200,14 @@ def center_snapshot(stocks: np.ndarray, predictions: np.ndarray) -> np.ndarray:
 
 
 def _centred(stocks: np.ndarray, predictions: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    weights = _index_weights(int(stocks.max()) + 1)[stocks]
-    total = np.bincount(codes, weights=weights * predictions)
+    # a non-finite prediction (a broken model) stays as it is and takes no part in its second's mean, so it
+    # cannot turn every other prediction of that second into NaN
+    finite = np.isfinite(predictions)
+    weights = _index_weights(int(stocks.max()) + 1)[stocks] * finite
+    total = np.bincount(codes, weights=weights * np.where(finite, predictions, 0.0))
     weight = np.bincount(codes, weights=weights)
-    return np.asarray(predictions - total[codes] / weight[codes], dtype=np.float64)
+    mean = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0)
+    return np.asarray(predictions - mean[codes], dtype=np.float64)
 
 
 __all__ = [

@@ -73,6 +73,17 @@ def test_centring_subtracts_the_weighted_mean() -> None:
     np.testing.assert_allclose(center_predictions(rows, np.array([1.0, 3.0])), [1.0 - mean, 3.0 - mean])
 
 
+def test_a_non_finite_prediction_does_not_spoil_its_seconds_centring() -> None:
+    """Given three stocks at one second, one predicted NaN, when centred, then the other two lose their own
+    weighted mean and the NaN stays NaN alone."""
+    rows = pd.DataFrame({"date_id": [0, 0, 0], "seconds_in_bucket": [0, 0, 0], "stock_id": [0, 1, 2]})
+    w = load_index_weights().to_numpy()[:2]
+    mean = (w[0] * 1.0 + w[1] * 3.0) / w.sum()
+    centred = center_predictions(rows, np.array([1.0, 3.0, np.nan]))
+    np.testing.assert_allclose(centred[:2], [1.0 - mean, 3.0 - mean])
+    assert np.isnan(centred[2])
+
+
 @pytest.mark.parametrize(
     "damage",
     [
