@@ -351,7 +351,6 @@ def fit(
         # the held-out days were only there to find the number of rounds: the model that serves is the same
         # params and rounds trained again on every day, the newest (the most like tomorrow) included
         found = booster.num_boosted_rounds()
-        final = dict(chosen)
         all_weight = None
         if weight is not None and half_life_days:
             # the training rows (sampled or not) age by the held-out days: one factor for all of them keeps the
@@ -359,12 +358,12 @@ def fit(
             shift = 0.5 ** ((days[-1] - train_days[-1]) / half_life_days)
             valid_dates = dates[len(dates) - len(valid[1]) :].astype(np.float64)
             all_weight = np.concatenate([weight * shift, 0.5 ** ((days[-1] - valid_dates) / half_life_days)])
-        booster, _ = _train(final, _quantile_matrix(final, matrix, target, weight=all_weight), found)
+        booster, _ = _train(chosen, _quantile_matrix(chosen, matrix, target, weight=all_weight), found)
         valid_metrics["model"] = (
             f"the early-stopping fit on the other days ({found} rounds); the model itself is trained again on"
             " every day with those rounds"
         )
-        chosen, trained_days, rows_trained = final, days, len(target)
+        trained_days, rows_trained = days, len(target)
     metadata = {
         "format_version": FORMAT_VERSION,
         **describe(feature_set),
