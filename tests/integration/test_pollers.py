@@ -341,3 +341,52 @@ def test_a_parallelization_factor_delivers_partition_keys_side_by_side_each_in_o
         assert mine == [s for s, k in zip(sent, keys, strict=True) if k == key]
     assert most[0] == 2 and stats.records == 80
     assert stats.checkpoints["shardId-000000000000"] == sent[-1]
+
+
+class _CountingSqs:
+    """An SQS client that notes the WaitTimeSeconds of each ReceiveMessage."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs = sqs
+        self.waits: list[int] = []
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        self.waits.append(kwargs["WaitTimeSeconds"])
+        return self.sqs.receive_message(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
+
+
+def test_an_idle_sqs_poller_long_polls_and_still_takes_a_message_at_once(moto_url: str) -> None:
+    """Given an empty queue, when its poller has waited 2.5 s, then it asked about three times (1 s long polls,
+    as Lambda's pollers long-poll, not ten short polls a second); and a message sent meanwhile reaches the
+    function well within the long poll."""
+    sqs = client("sqs", moto_url)
+    queue = sqs.create_queue(QueueName="idle-jobs")["QueueUrl"]
+    counting = _CountingSqs(sqs)
+    delivered: list[float] = []
+
+    def script(n: int, records: list[dict[str, Any]]) -> InvokeResult:
+        delivered.append(time.monotonic())
+        return InvokeResult(True, None)
+
+    mapping = SqsMapping("F", "arn:aws:sqs:us-east-1:123456789012:idle-jobs", queue, batch_size=1)
+    stop, stats = threading.Event(), MappingStats()
+    thread = threading.Thread(
+        target=SqsPoller(counting, Scripted(script), mapping, "us-east-1", stop, stats).run, daemon=True
+    )
+    thread.start()
+    time.sleep(2.5)
+    idle_asks = len(counting.waits)
+    sent = time.monotonic()
+    sqs.send_message(QueueUrl=queue, MessageBody="job")
+    deadline = sent + 5
+    while not delivered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert 2 <= idle_asks <= 4
+    assert set(counting.waits[:idle_asks]) == {1}
+    assert delivered and delivered[0] - sent < 0.5
+    assert stats.records == 1

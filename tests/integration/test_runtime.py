@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime
+from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, encode_request
 from closecast_tools.local.template import Template
 
 pytestmark = pytest.mark.integration
@@ -65,6 +69,27 @@ def test_a_warm_instance_keeps_its_state_and_its_own_environment(runtime: Functi
     assert second.payload["event"] == {"a": 2} and second.payload["stage"] == "Echo"
     assert second.payload["remaining_ok"] is True
     assert "printed by the handler" in runtime.log_path("Echo").read_text()
+
+
+def test_an_event_reaches_the_handler_as_json_carries_it(runtime: FunctionRuntime) -> None:
+    """Given events of JSON's own types (a Kinesis batch of megabytes of base64 text, non-ASCII text, a lone
+    surrogate, infinities, integer-valued floats) and one that holds what JSON cannot (a datetime, a tuple),
+    when each is invoked, then the handler gets `json.loads(json.dumps(event, default=str))`: the values the
+    standard library's encoding gave it."""
+    data = base64.b64encode(bytes(range(256)) * 4_000).decode()
+    kinesis = {"Records": [{"kinesis": {"data": data, "sequenceNumber": str(n)}, "n": n} for n in range(6)]}
+    events: list[Any] = [
+        kinesis,
+        {"text": 'prix à la clôture \u2028 \\ "', "lone": "\ud800", "nested": [[{}], [], None, True, 0]},
+        {"numbers": [float("inf"), -float("inf"), 1.0, 1e16, 2.5e-308, -0.0, 10**30]},
+        {"when": dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "pair": (1, "a")},
+    ]
+    for event in events:
+        result = runtime.invoke("Echo", event)
+        assert result.ok
+        assert result.payload["event"] == json.loads(json.dumps(event, default=str))
+    as_before = json.dumps(events[3], default=str).encode()
+    assert encode_request(events[3]) == as_before  # byte for byte
 
 
 def test_a_function_past_its_timeout_is_stopped(runtime: FunctionRuntime) -> None:

@@ -207,6 +207,114 @@ def constant_time_sequence_numbers() -> None:
     Shard.get_max_sequence_number = last  # type: ignore[method-assign]
 
 
+def get_records_from_where_they_start() -> None:
+    """moto's GetRecords walks a shard from its first record to find those after the iterator's position, on
+    every call: O(records in the shard) a call, however few it returns. A shard's records are keyed by
+    sequence numbers that moto hands out one after the other (1, 2, 3, ...), so while they run without a gap
+    the records after a position are found by their numbers: O(records returned). A shard whose numbers do not
+    run so (none does today) is walked by moto's own code; either way the answer is moto's."""
+    from moto.kinesis.models import Shard
+
+    walk = Shard.get_records
+
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        records = self.records
+        if not records or (limit is not None and (not isinstance(limit, int) or limit < 1)):
+            return walk(self, last_sequence_id, limit)
+        first, newest = next(iter(records)), next(reversed(records))
+        if newest - first + 1 != len(records):  # a gap: walk
+            return walk(self, last_sequence_id, limit)
+        last = int(last_sequence_id)
+        start = max(last + 1, first)
+        stop = newest if limit is None else min(newest, start + limit - 1)
+        results = [records[n] for n in range(start, stop + 1)]
+        if not results:
+            return [], last, 0
+        behind = records[newest].created_at - results[-1].created_at
+        return results, results[-1].sequence_number, int(behind * 1000)
+
+    Shard.get_records = get_records  # type: ignore[method-assign]
+
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def canonical_base64(text: str) -> bool:
+    """True when `text` is base64 as an encoder writes it: the alphabet, padded to a multiple of four, and no
+    stray bits in the last character before the padding (a decoder drops them, so encoding the bytes again
+    would give another text). Then decoding and encoding again gives `text` back."""
+    if not text.isascii() or len(text) % 4:
+        return False
+    raw = text.encode("ascii")
+    body = raw.rstrip(b"=")
+    padding = len(raw) - len(body)
+    if padding > 2 or body.translate(None, _BASE64_ALPHABET):
+        return False
+    if padding == 2:
+        return body[-1:] in (b"A", b"Q", b"g", b"w")
+    if padding == 1:
+        return body[-1] in b"AEIMQUYcgkosw048"
+    return True
+
+
+class _Base64Text(str):
+    """A record's data as the base64 text it was put with, which GetRecords sends back as it is."""
+
+
+def base64_data_as_put() -> None:
+    """moto keeps a Kinesis record's data as the base64 text of the PutRecords request; GetRecords decodes it
+    and its response serializer encodes the bytes again, ~10 ms for each 6 MB a consumer reads. When that text
+    is what encoding its bytes gives back (canonical base64: every SDK's), it goes out as it came in, the same
+    characters; any other text takes moto's own way."""
+    from moto.core.serialize import ResponseSerializer
+    from moto.kinesis.models import Record
+
+    to_json = Record.to_json
+    encode = ResponseSerializer._base64
+
+    def record_json(self: Any) -> dict[str, Any]:
+        data = self.data
+        if isinstance(data, str) and canonical_base64(data):
+            return {
+                "Data": _Base64Text(data),
+                "PartitionKey": self.partition_key,
+                "SequenceNumber": str(self.sequence_number),
+                "ApproximateArrivalTimestamp": self.created_at_datetime,
+            }
+        return to_json(self)
+
+    def base64(self: Any, value: str | bytes) -> str:
+        if isinstance(value, _Base64Text):
+            return str.__str__(value)
+        return encode(self, value)
+
+    Record.to_json = record_json  # type: ignore[method-assign]
+    ResponseSerializer._base64 = base64  # type: ignore[method-assign]
+
+
+def remember_backends_by_host() -> None:
+    """moto's dispatcher finds the backend of every request anew, under a lock: it lists its own package
+    directory (a `stat` per service, ~200) and tries each service's URL patterns. The answer depends on the
+    host name alone, so each host's backend is looked up once and remembered; a host it cannot place is looked
+    up (and reported) every time, as before."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    find = DomainDispatcherApplication.get_backend_for_host
+    found: dict[str, Any] = {}
+
+    def backend_for_host(self: Any, host: str | None) -> Any:
+        if host is None:
+            return None
+        if host in found:
+            return found[host]
+        backend = find(self, host)
+        if backend:
+            found[host] = backend
+        return backend
+
+    DomainDispatcherApplication.get_backend_for_host = backend_for_host  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
@@ -229,6 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     pending = install(disk)
     scan_only_xml_for_request_ids()
     constant_time_sequence_numbers()
+    get_records_from_where_they_start()
+    base64_data_as_put()
+    remember_backends_by_host()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
         args.host,

@@ -501,6 +501,7 @@ class SqsPoller:
         region: str,
         stop: threading.Event,
         stats: MappingStats,
+        long_poll_s: int = 1,
     ) -> None:
         self.sqs, self.invoke, self.mapping, self.region, self.stop, self.stats = (
             sqs,
@@ -510,6 +511,9 @@ class SqsPoller:
             stop,
             stats,
         )
+        # an empty queue is asked again after this long poll (Lambda's pollers wait 20 s; 1 s keeps a stop of
+        # the local cloud prompt), rather than ten times a second, each a request to moto
+        self.long_poll_s = long_poll_s
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -538,13 +542,15 @@ class SqsPoller:
                 self.stop.wait(0.5)
 
     def _receive(self) -> list[dict[str, Any]]:
+        """A batch: long polls (as Lambda's pollers do) until a first message comes, then what else arrives
+        within the batching window, up to the batch size."""
         messages: list[dict[str, Any]] = []
         deadline = time.monotonic() + self.mapping.window_s
         while len(messages) < self.mapping.batch_size and not self.stop.is_set():
             response = self.sqs.receive_message(
                 QueueUrl=self.mapping.queue_url,
                 MaxNumberOfMessages=min(10, self.mapping.batch_size - len(messages)),
-                WaitTimeSeconds=0,
+                WaitTimeSeconds=0 if messages else self.long_poll_s,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             )
@@ -553,7 +559,8 @@ class SqsPoller:
             if not got:
                 if messages and time.monotonic() >= deadline:
                     break
-                self.stop.wait(0.1)
+                if messages or not self.long_poll_s:
+                    self.stop.wait(0.1)
         return messages
 
     def _failed_ids(self, messages: list[dict[str, Any]], result: InvokeResult) -> set[str]:

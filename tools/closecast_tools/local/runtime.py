@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from pydantic_core import to_json
+
 # Environment passed through from the parent (the rest comes from the template, as on Lambda).
 _INHERITED = (
     "PATH",
@@ -60,6 +62,36 @@ class InvokeResult:
         if self.ok:
             return {"ok": True, "payload": self.payload}
         return {"ok": False, "errorType": self.error_type, "errorMessage": self.error_message}
+
+
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """True when `value` holds JSON's own types alone (dicts with string keys, lists, strings, numbers, booleans,
+    None): what every encoder writes alike."""
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if kind is list:
+        return all(map(_plain, value))
+    return kind in _PLAIN_SCALARS
+
+
+def encode_request(request: Any) -> bytes:
+    """A request as one line of JSON for a worker. A plain one (every Kinesis and SQS event: megabytes of base64
+    text) goes through pydantic-core's encoder, ~5x faster than the standard library's, when the text it writes
+    is ASCII as the standard library's is; the worker reads the same values either way. Anything else (a
+    datetime, bytes) as before: `json.dumps` with `str` for what JSON cannot hold."""
+    if _plain(request):
+        try:
+            text = to_json(request, inf_nan_mode="constants")
+        except ValueError:  # e.g. a lone surrogate, which only the standard library escapes
+            pass
+        else:
+            if text.isascii():
+                return text
+    return json.dumps(request, default=str).encode()
 
 
 class InvocationError(RuntimeError):
@@ -109,7 +141,8 @@ class _Worker:
     def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
         try:
-            self.process.stdin.write(json.dumps(request, default=str).encode() + b"\n")
+            self.process.stdin.write(encode_request(request))
+            self.process.stdin.write(b"\n")
             self.process.stdin.flush()
         except OSError as exc:  # the worker is gone
             raise InvocationError(f"worker exited with code {self.process.wait()}") from exc
