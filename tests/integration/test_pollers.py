@@ -19,6 +19,7 @@ from closecast_tools.local.poller import (
     MappingStats,
     SqsMapping,
     SqsPoller,
+    base64_blobs_session,
 )
 from closecast_tools.local.runtime import InvokeResult
 
@@ -390,3 +391,40 @@ def test_an_idle_sqs_poller_long_polls_and_still_takes_a_message_at_once(moto_ur
     assert set(counting.waits[:idle_asks]) == {1}
     assert delivered and delivered[0] - sent < 0.5
     assert stats.records == 1
+
+
+def test_a_client_that_keeps_base64_text_makes_the_same_events(moto_url: str) -> None:
+    """Given records of every byte value and of several sizes, and a 1 MB payload limit, when one poller
+    reads them with a client that decodes blobs to bytes and another with one that keeps their base64 text
+    (`base64_blobs_session`, the local cloud's), then both invoke the function with the same batches and the
+    same event data: the base64 of the bytes put."""
+    kinesis = client("kinesis", moto_url)
+    name = "blobs"
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    payloads = [bytes(range(256)) * n + bytes([n % 256]) * (n % 3) for n in (1, 900, 1, 1200, 700, 2, 3000, 5)]
+    kinesis.put_records(StreamName=name, Records=[{"Data": p, "PartitionKey": "k"} for p in payloads])
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    events = []
+    for reader in (kinesis, client("kinesis", moto_url, session=base64_blobs_session())):
+        fn = Scripted(lambda n, records: InvokeResult(True, None))
+        config = KinesisMapping(
+            function="F", stream_arn=arn, stream_name=name, batch_size=100, max_payload_bytes=1_000_000
+        )
+        stop = threading.Event()
+        poller = KinesisShardPoller(
+            reader, None, fn, config, shard, "us-east-1", stop, MappingStats(), idle_sleep=0.02
+        )
+        thread = threading.Thread(target=poller.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while sum(map(len, fn.calls)) < len(payloads) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        stop.set()
+        thread.join(5)
+        events.append([[r["kinesis"]["data"] for r in call] for call in fn.calls])
+    expected = [base64.b64encode(p).decode() for p in payloads]
+    assert events[0] == events[1]
+    assert [d for call in events[1] for d in call] == expected
+    assert [len(call) for call in events[1]] == [6, 1, 1]  # split by the payload limit, not the batch size

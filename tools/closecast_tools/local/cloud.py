@@ -37,6 +37,7 @@ from closecast_tools.local.poller import (
     MappingStats,
     SqsMapping,
     SqsPoller,
+    base64_blobs_session,
 )
 from closecast_tools.local.postgres import EmbeddedPostgres, PostgresServer, open_postgres, start_embedded
 from closecast_tools.local.runtime import FunctionConfig, FunctionRuntime, InvokeResult, die_with_parent
@@ -67,9 +68,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def client(service: str, endpoint_url: str, config: Config | None = None) -> Any:
-    """A boto3 client of the local cloud (its region and credentials); `config` replaces the default retries."""
-    return boto3.client(  # type: ignore[call-overload]
+def client(
+    service: str, endpoint_url: str, config: Config | None = None, session: boto3.Session | None = None
+) -> Any:
+    """A boto3 client of the local cloud (its region and credentials); `config` replaces the default retries,
+    `session` the default session."""
+    return (session or boto3).client(  # type: ignore[call-overload]
         service,
         endpoint_url=endpoint_url,
         region_name=REGION,
@@ -511,7 +515,7 @@ class LocalCloud:
         self.gateway.start()
 
     def _start_pollers(self) -> None:
-        kinesis = client("kinesis", self.aws_endpoint_url)
+        kinesis = client("kinesis", self.aws_endpoint_url, session=base64_blobs_session())
         sqs = client("sqs", self.aws_endpoint_url)
         for mapping in self.template.event_source_mappings():
             props = resolve(dict(mapping.properties), self.resources.lookup, self.parameters)

@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
+import botocore.session
+
 from closecast_tools.local.runtime import InvokeResult
 
 log = logging.getLogger("closecast.local.poller")
@@ -133,6 +136,30 @@ class MappingStats:
     checkpoints: dict[str, str] = field(default_factory=dict)
 
 
+def base64_blobs_session() -> boto3.Session:
+    """A boto3 session whose clients leave a response's blobs as the base64 text they came as: GetRecords'
+    `Data` as the text that goes into the event as it is, rather than decoded to bytes and encoded again
+    (~15 ms a 6 MB batch, in the process that runs every poller)."""
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(blob_parser=_as_sent)
+    return boto3.Session(botocore_session=core)
+
+
+def _as_sent(value: str) -> str:
+    return value
+
+
+def _base64(data: bytes | str) -> str:
+    """A record's data as base64 text: bytes (a client that decodes blobs) encoded; base64 text (a client of
+    `base64_blobs_session`) as it is."""
+    return data if isinstance(data, str) else base64.b64encode(data).decode()
+
+
+def _base64_size(data: bytes | str) -> int:
+    """How long a record's data is as base64 text (what it takes in the event)."""
+    return len(data) if isinstance(data, str) else (len(data) + 2) // 3 * 4
+
+
 def kinesis_event(
     records: list[dict[str, Any]], shard_id: str, stream_arn: str, region: str
 ) -> dict[str, Any]:
@@ -144,7 +171,7 @@ def kinesis_event(
                     "kinesisSchemaVersion": "1.0",
                     "partitionKey": r["PartitionKey"],
                     "sequenceNumber": r["SequenceNumber"],
-                    "data": base64.b64encode(r["Data"]).decode(),
+                    "data": _base64(r["Data"]),
                     "approximateArrivalTimestamp": _epoch(r.get("ApproximateArrivalTimestamp")),
                 },
                 "eventSource": "aws:kinesis",
@@ -327,7 +354,7 @@ class KinesisShardPoller:
         size = 0
         count = 0
         for record in pending[: self.mapping.batch_size]:
-            size += _EVENT_BYTES_PER_RECORD + (len(record["Data"]) + 2) // 3 * 4
+            size += _EVENT_BYTES_PER_RECORD + _base64_size(record["Data"])
             if count and size > self.mapping.max_payload_bytes:
                 break
             count += 1
