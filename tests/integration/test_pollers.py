@@ -402,7 +402,9 @@ def test_a_client_that_keeps_base64_text_makes_the_same_events(moto_url: str) ->
     name = "blobs"
     kinesis.create_stream(StreamName=name, ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
-    payloads = [bytes(range(256)) * n + bytes([n % 256]) * (n % 3) for n in (1, 900, 1, 1200, 700, 2, 3000, 5)]
+    payloads = [
+        bytes(range(256)) * n + bytes([n % 256]) * (n % 3) for n in (1, 900, 1, 1200, 700, 2, 3000, 5)
+    ]
     kinesis.put_records(StreamName=name, Records=[{"Data": p, "PartitionKey": "k"} for p in payloads])
     arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     shard = kinesis.list_shards(StreamName=name)["Shards"][0]["ShardId"]

@@ -18,6 +18,7 @@ from closecast_tools.local.moto_server import (
     base64_data_as_put,
     canonical_base64,
     constant_time_sequence_numbers,
+    get_records_body_by_pydantic_core,
     get_records_from_where_they_start,
     remember_backends_by_host,
 )
@@ -128,19 +129,27 @@ def test_canonical_base64_is_the_text_that_decoding_and_encoding_again_gives_bac
     assert sum(map(canonical_base64, texts)) > 5_000 and not all(map(canonical_base64, texts))
 
 
-def _get_records_body(records: list[Record]) -> dict[str, Any]:
-    """The body moto's Kinesis answers GetRecords with, for `records`."""
+def _kinesis_body(operation: str, result: dict[str, Any]) -> str:
+    """The body moto's Kinesis answers `operation` with, for `result`."""
     from moto.core.responses import ActionContext, ActionResult, get_service_model
     from moto.core.serialize import get_serializer_class
     from moto.kinesis.responses import KinesisResponse
 
     model = get_service_model("kinesis")
     context = ActionContext(
-        model, model.operation_model("GetRecords"), get_serializer_class("kinesis", "json"), KinesisResponse()
+        model, model.operation_model(operation), get_serializer_class("kinesis", "json"), KinesisResponse()
     )
-    result = {"NextShardIterator": "it", "Records": [r.to_json() for r in records], "MillisBehindLatest": 0}
     _, _, body = ActionResult(result).execute_result(context)
-    return dict(json.loads(body))
+    return str(body)
+
+
+def _get_records_text(records: list[Record]) -> str:
+    result = {"NextShardIterator": "it", "Records": [r.to_json() for r in records], "MillisBehindLatest": 0}
+    return _kinesis_body("GetRecords", result)
+
+
+def _get_records_body(records: list[Record]) -> dict[str, Any]:
+    return dict(json.loads(_get_records_text(records)))
 
 
 def test_get_records_sends_a_records_data_as_the_base64_text_it_was_put_with(
@@ -199,3 +208,28 @@ def test_each_host_goes_to_the_backend_moto_finds_for_it(monkeypatch: pytest.Mon
     assert [app.get_backend_for_host(h) for h in hosts + hosts] == expected + expected
     assert expected[:5] == ["kinesis", "sqs", "s3", "moto_api", "kinesis"] and expected[5:] == [None, None]
     assert calls == [h for h in hosts if h is not None] + ["nothing.example.org"]
+
+
+def test_a_get_records_body_is_the_json_value_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given records with binary data, non-ASCII and quoted partition keys, and arrival times, when GetRecords'
+    body is written by pydantic-core's encoder, then it reads as the very JSON value moto's own body does;
+    the body of another operation is still moto's, byte for byte."""
+    from moto.core.serialize import BaseJSONSerializer
+
+    monkeypatch.setattr(BaseJSONSerializer, "_serialize_body", BaseJSONSerializer._serialize_body)
+    records = [
+        Record(key, base64.b64encode(bytes(range(n, 256))).decode(), n + 1, None)  # type: ignore[arg-type]
+        for n, key in enumerate(["k", "clé", 'a "quoted" \\ key', "\u2028", "7"])
+    ]
+    for n, record in enumerate(records):
+        record.created_at_datetime = record.created_at_datetime.replace(microsecond=123_456 + n)
+    expected = _get_records_text(records)
+    other = _kinesis_body("GetShardIterator", {"ShardIterator": "itéré"})
+
+    get_records_body_by_pydantic_core()
+
+    faster = _get_records_text(records)
+    assert faster != expected and json.loads(faster) == json.loads(expected)
+    assert json.loads(expected)["Records"][1]["PartitionKey"] == "clé"
+    assert _kinesis_body("GetShardIterator", {"ShardIterator": "itéré"}) == other
+    assert "\\u00e9" in other

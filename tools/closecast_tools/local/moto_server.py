@@ -292,6 +292,32 @@ def base64_data_as_put() -> None:
     ResponseSerializer._base64 = base64  # type: ignore[method-assign]
 
 
+def get_records_body_by_pydantic_core() -> None:
+    """moto writes a GetRecords body with `json.dumps`, which escapes a string character by character: ~13 ms
+    for the 6 MB of base64 a consumer reads a batch. pydantic-core's encoder writes the same JSON value (no
+    spaces after separators, non-ASCII as UTF-8 rather than escaped) ~5x faster; every other body, and any this
+    encoder refuses, is written by moto."""
+    from moto.core.serialize import BaseJSONSerializer
+    from pydantic_core import to_json
+
+    serialize_body = BaseJSONSerializer._serialize_body
+
+    def body(self: Any, value: Any) -> str:
+        model = self.operation_model
+        if (
+            not self.pretty_print
+            and model.name == "GetRecords"
+            and model.service_model.service_name == "kinesis"
+        ):
+            try:
+                return to_json(value, inf_nan_mode="constants").decode()
+            except ValueError:
+                pass
+        return str(serialize_body(self, value))
+
+    BaseJSONSerializer._serialize_body = body  # type: ignore[method-assign,assignment]
+
+
 def remember_backends_by_host() -> None:
     """moto's dispatcher finds the backend of every request anew, under a lock: it lists its own package
     directory (a `stat` per service, ~200) and tries each service's URL patterns. The answer depends on the
@@ -339,6 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     constant_time_sequence_numbers()
     get_records_from_where_they_start()
     base64_data_as_put()
+    get_records_body_by_pydantic_core()
     remember_backends_by_host()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(
