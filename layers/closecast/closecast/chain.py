@@ -38,6 +38,21 @@ _COMPLETE_SQL = (
     "WHERE s.date_id = ANY(CAST(:dates AS integer[])) GROUP BY s.date_id ORDER BY s.date_id"
 )
 
+# The same test, for the ingest's hook (which needs only which days are complete, after every write): each
+# condition of `DayCompleteness.complete` stated so that the database can stop at the first row that fails
+# it. A day still waiting for targets (every day the stream is writing) is settled by its first row without
+# one, where counting reads every row of the day.
+_COMPLETE_DAYS_SQL = (
+    "SELECT d.date_id FROM unnest(CAST(:dates AS integer[])) AS d(date_id) "
+    "WHERE EXISTS (SELECT 1 FROM stock_data AS s WHERE s.date_id = d.date_id) "
+    "AND NOT EXISTS (SELECT 1 FROM stock_data AS s LEFT JOIN revealed_target AS r ON r.date_id = s.date_id "
+    "AND r.seconds_in_bucket = s.seconds_in_bucket AND r.stock_id = s.stock_id "
+    "WHERE s.date_id = d.date_id AND COALESCE(r.target, s.target) IS NULL) "
+    "AND (SELECT count(*) FROM revealed_target AS t WHERE t.date_id = d.date_id) "
+    "<= (SELECT count(*) FROM stock_data AS s WHERE s.date_id = d.date_id) "
+    "ORDER BY d.date_id"
+)
+
 # Days with revealed targets and no chain yet (what the schedule looks at).
 _UNCHAINED_SQL = (
     "SELECT DISTINCT t.date_id FROM revealed_target AS t LEFT JOIN daily_chain AS c ON c.date_id = t.date_id "
@@ -102,6 +117,16 @@ def completeness(api: DataApi, date_ids: Iterable[int]) -> dict[int, DayComplete
     return found
 
 
+def complete_days(api: DataApi, date_ids: Iterable[int]) -> list[int]:
+    """Those of `date_ids` that are complete (`DayCompleteness.complete`), in order, without counting the
+    rows of the others."""
+    dates = sorted(set(date_ids))
+    if not dates:
+        return []
+    rows = api.execute(_COMPLETE_DAYS_SQL, {"dates": "{" + ",".join(map(str, dates)) + "}"}).records
+    return [int(r["date_id"]) for r in rows]
+
+
 def start(
     api: DataApi, sqs: Any, queue_url: str, date_id: int, *, trigger: str, model_name: str
 ) -> dict[str, Any] | None:
@@ -127,11 +152,10 @@ def after_targets(
 ) -> list[dict[str, Any]]:
     """The ingest's hook after writing revealed targets: a chain for each of those days now complete."""
     started = []
-    for day in completeness(api, date_ids).values():
-        if day.complete:
-            job = start(api, sqs, queue_url, day.date_id, trigger="targets", model_name=model_name)
-            if job is not None:
-                started.append(job)
+    for date_id in complete_days(api, date_ids):
+        job = start(api, sqs, queue_url, date_id, trigger="targets", model_name=model_name)
+        if job is not None:
+            started.append(job)
     return started
 
 
