@@ -38,18 +38,19 @@ _COMPLETE_SQL = (
     "WHERE s.date_id = ANY(CAST(:dates AS integer[])) GROUP BY s.date_id ORDER BY s.date_id"
 )
 
-# The same test, for the ingest's hook (which needs only which days are complete, after every write): each
-# condition of `DayCompleteness.complete` stated so that the database can stop at the first row that fails
-# it. A day still waiting for targets (every day the stream is writing) is settled by its first row without
-# one, where counting reads every row of the day.
+# The same test, for the ingest's hook (which needs only which days are complete, after every write): a day
+# still waiting for targets (every day the stream is writing) is settled by its first row without one, where
+# counting reads every row of the day. CASE makes the order sure: the targets are counted only for a day whose
+# every row has one.
 _COMPLETE_DAYS_SQL = (
     "SELECT d.date_id FROM unnest(CAST(:dates AS integer[])) AS d(date_id) "
-    "WHERE EXISTS (SELECT 1 FROM stock_data AS s WHERE s.date_id = d.date_id) "
+    "WHERE CASE WHEN EXISTS (SELECT 1 FROM stock_data AS s WHERE s.date_id = d.date_id) "
     "AND NOT EXISTS (SELECT 1 FROM stock_data AS s LEFT JOIN revealed_target AS r ON r.date_id = s.date_id "
     "AND r.seconds_in_bucket = s.seconds_in_bucket AND r.stock_id = s.stock_id "
     "WHERE s.date_id = d.date_id AND COALESCE(r.target, s.target) IS NULL) "
-    "AND (SELECT count(*) FROM revealed_target AS t WHERE t.date_id = d.date_id) "
+    "THEN (SELECT count(*) FROM revealed_target AS t WHERE t.date_id = d.date_id) "
     "<= (SELECT count(*) FROM stock_data AS s WHERE s.date_id = d.date_id) "
+    "ELSE false END "
     "ORDER BY d.date_id"
 )
 
