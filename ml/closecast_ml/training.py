@@ -133,6 +133,19 @@ def _days(rows: pd.DataFrame) -> list[int]:
     return sorted(int(d) for d in pd.unique(rows["date_id"]))
 
 
+def _in_key_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows in (date_id, seconds_in_bucket, stock_id) order (as they are, when they already are). Row
+    subsampling draws by position, so this makes a fit or an update a function of its rows, not of their order:
+    the live chain, which reads a day back from the store, and an in-process backtest train the same model."""
+    date, second, stock = (
+        rows[c].to_numpy(dtype=np.int64) for c in ("date_id", "seconds_in_bucket", "stock_id")
+    )
+    dd, ds, dk = np.diff(date), np.diff(second), np.diff(stock)
+    if ((dd > 0) | ((dd == 0) & ((ds > 0) | ((ds == 0) & (dk >= 0))))).all():
+        return rows
+    return rows.iloc[np.lexsort((stock, second, date))]
+
+
 def _mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b))) if len(a) else float("nan")
 
@@ -276,7 +289,7 @@ def fit(
     """
     feature_names(feature_set)  # UnknownFeatureSet early
     started = time.perf_counter()
-    labelled = _labelled(rows)
+    labelled = _in_key_order(_labelled(rows))
     days = _days(labelled)
     if valid_days is None:
         valid_days = min(5, max(1, len(days) // 5)) if len(days) >= 3 else 0
@@ -293,10 +306,8 @@ def fit(
     if half_life_days is None:
         half_life_days = None if feature_set == "seed" else RECENCY_HALF_LIFE_DAYS
     half_life_days = half_life_days or None  # 0: no weights, recorded as None
+    labelled = _in_key_order(labelled)
     dates = labelled["date_id"].to_numpy()
-    if (np.diff(dates) < 0).any():
-        labelled = labelled.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable")
-        dates = labelled["date_id"].to_numpy()
     train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
     # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
     n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
@@ -430,7 +441,7 @@ def update(
             " a daily update keeps its parent's features (train from scratch to change them)"
         )
     started = time.perf_counter()
-    labelled = _labelled(rows)
+    labelled = _in_key_order(_labelled(rows))
     days = _days(labelled)
     if window_days is not None and len(days) > window_days:
         days = days[-window_days:]
