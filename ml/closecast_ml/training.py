@@ -413,9 +413,18 @@ def refit_due(model: ModelArtifact, date_id: int) -> bool:
     return refit_day is None or date_id - int(refit_day) >= REFIT_EVERY_DAYS
 
 
+def _as_stored(booster: xgb.Booster) -> xgb.Booster:
+    """A copy of `booster` as its model file holds it: the trees, without the training state an in-memory
+    booster carries over (`Booster.copy` snapshots that too, and a continuation of it grows different trees).
+    A job continues a model it loaded from its artifact, so an in-process backtest must continue the same."""
+    copy = xgb.Booster()
+    copy.load_model(bytearray(booster.save_raw("ubj")))
+    return copy
+
+
 def _continue(parent: ModelArtifact, train: xgb.DMatrix, rounds: int, eta: float) -> xgb.Booster:
     params = {**parent.metadata["params"], "eta": eta}
-    booster, _ = _train(params, train, rounds, parent=parent.booster.copy())
+    booster, _ = _train(params, train, rounds, parent=_as_stored(parent.booster))
     return booster
 
 
@@ -459,7 +468,7 @@ def update(
     }
     params = parent.metadata["params"]
     binned: xgb.DMatrix | None = None  # the candidate's bins, reused for the child's matrix
-    if len(days) > guard_days:
+    if 0 < guard_days < len(days):
         train_mask, _, guard = _split(labelled, guard_days)
         binned = _quantile_matrix(params, matrix[train_mask], target[train_mask])
         candidate = _continue(parent, binned, rounds, eta)
@@ -481,7 +490,9 @@ def update(
             return UpdateResult(parent, True, evidence)
         evidence["decision"] = "updated: the continuation was no worse than the parent on the guard days"
     else:
-        evidence["decision"] = "updated without a guard (the window has a single day)"
+        evidence["decision"] = (
+            "updated without a guard (the window has a single day)" if guard_days else "updated without a guard"
+        )
     booster = _continue(parent, _quantile_matrix(params, matrix, target, ref=binned), rounds, eta)
     evidence["seconds"] = round(time.perf_counter() - started, 3)
     meta = parent.metadata
@@ -519,7 +530,7 @@ def seed_update(parent: ModelArtifact, day_rows: pd.DataFrame, rounds: int = SEE
     matrix = _day_matrix(labelled, parent.feature_set, parent.stats)
     params = parent.metadata["params"]
     train = _quantile_matrix(params, matrix, labelled["target"].to_numpy())
-    booster, _ = _train(params, train, rounds, parent=parent.booster.copy())
+    booster, _ = _train(params, train, rounds, parent=_as_stored(parent.booster))
     meta = {**parent.metadata, "n_rounds": booster.num_boosted_rounds(), "kind": "seed-update"}
     return ModelArtifact(booster, meta)
 

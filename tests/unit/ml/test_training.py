@@ -236,3 +236,16 @@ def test_a_fit_and_an_update_depend_on_their_rows_not_on_their_order(
         for w in (window, window.sample(frac=1.0, random_state=5))
     ]
     assert np.array_equal(updates[0].predict(one_day), updates[1].predict(one_day))
+
+
+def test_updating_a_model_in_memory_equals_updating_it_read_back_from_its_artifact(
+    small_model: ModelArtifact, market: pd.DataFrame, one_day: pd.DataFrame
+) -> None:
+    """Given a child just updated in memory and the same child read back from its artifact's bytes (as the
+    next day's job reads it), when each is updated again on the same window, then the grandchildren predict
+    identically (an in-memory booster carries training state its model file does not)."""
+    child = training.update(small_model, market[market["date_id"].between(2, 5)], guard_days=0).model
+    stored = ModelArtifact.from_bytes(*child.to_bytes())
+    window = market[market["date_id"].between(3, 6)]
+    in_memory, read_back = (training.update(m, window, guard_days=0).model for m in (child, stored))
+    assert np.array_equal(in_memory.predict(one_day), read_back.predict(one_day))
