@@ -1,8 +1,8 @@
 """Features: one pure function of a day's rows up to each second (no look-ahead).
 
 Every feature of a row (stock i, second t, day d) is computed from rows of day d at seconds <= t only: the row
-itself, the same stock's earlier snapshots (lags of 1..6 steps of 10 s) and the cross-section of all stocks at
-second t. So the same numbers come out whether a whole day is computed at once (`day_features`) or one
+itself, the same stock's earlier snapshots (lags of 1..6 steps of 10 s, and decaying sums over the day), the
+cross-section of all stocks at second t, and the day's own fit (every stock's snapshots up to t). So the same numbers come out whether a whole day is computed at once (`day_features`) or one
 200-stock snapshot at a time as the stream delivers it (`SnapshotFeaturizer`): both paths scatter rows into
 (time, stock) arrays and run the same vectorised code, `_compute`, on them; the whole-day path on all of a
 day's seconds at once, the snapshot path on one second with the day's earlier seconds as its lags.
@@ -14,7 +14,9 @@ Sets (named and versioned; a model stores its set's name, version and column lis
 * `full`: the seed's 29, plus imbalance ratios over size pairs and price/size triplets, the book's mid, spread
   and gaps, changes over the last 1-6 snapshots of the same stock and day, deviations from the index-weighted
   cross-section at the same second, time groups, and per-stock statistics learned at training time
-  (`learn_stats`, stored with the model) with signals scaled by them.
+  (`learn_stats`, stored with the model) with signals scaled by them; and (version 3) the day's own fit: the
+  strengths of five signals estimated that day from the targets already come true, and each row's signals times
+  them (`_day_fit`), so that a model knows what drives today's market as well as what drove the days it learnt.
 
 Never `row_id`, `time_id`, `date_id` or `target`.
 """
@@ -29,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from closecast.market.schema import LAST_SECOND, SECONDS_STEP, SNAPSHOTS_PER_DAY
-from closecast_ml.targets import _weights_array
+from closecast_ml.targets import BPS, HORIZON_STEPS, _weights_array
 
 RAW_COLUMNS: tuple[str, ...] = (
     "seconds_in_bucket",
@@ -84,6 +86,25 @@ PATH_FEATURES: tuple[str, ...] = (
 LAGGED_COLUMNS: tuple[str, ...] = ("wap", "reference_price", "matched_size", "bid_size", "ask_size", "ask_price",
                                    "bid_price", "imbalance_size", "imbalance_buy_sell_flag")  # fmt: skip
 STAT_NAMES: tuple[str, ...] = ("stock_vol", "stock_target_std", "stock_spread", "stock_matched")
+# the day's own fit: the signals whose strengths the market changes from day to day (book pressure, auction
+# imbalance, order flow, the stock's move against the index, the reference price's gap to the mid), regressed
+# on the targets that have already come true that day (a snapshot's target is known 6 snapshots later)
+DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "ref")
+# the horizons (in snapshots) of the moves regressed, and the suffix of their feature names: the target's own (60 s),
+# and shorter moves, which come true sooner (a 10 s move is known 10 s later), so they inform the first minutes
+DAY_FIT_HORIZONS: tuple[tuple[int, str], ...] = ((6, ""), (3, "_h3"), (1, "_h1"))
+DAY_FIT_FEATURES: tuple[str, ...] = (
+    *(f"day_beta_{name}" for name in DAY_FIT_SIGNALS),
+    *(f"day_fit_{name}" for name in DAY_FIT_SIGNALS),
+    "day_fit",
+    *(
+        name
+        for _, suffix in DAY_FIT_HORIZONS[1:]
+        for name in (*(f"day_beta{suffix}_{signal}" for signal in DAY_FIT_SIGNALS), f"day_fit{suffix}")
+    ),
+)
+DAY_FIT_PRIOR_ROWS = 200.0  # the ridge: as many rows again of "no effect" (one snapshot's worth)
+DAY_FIT_MIN_ROWS = 100  # fewer moves come true than this: no estimate (NaN)
 CROSS_SECTION: tuple[str, ...] = (
     "wap_ret_1",
     "wap_ret_3",
@@ -131,9 +152,10 @@ FULL_FEATURES: tuple[str, ...] = (
     "wap_gap_over_vol",
     "matched_over_stock",
     *PATH_FEATURES,
+    *DAY_FIT_FEATURES,
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"seed": SEED_FEATURES, "full": FULL_FEATURES}
-FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 2}
+FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 3}
 FORBIDDEN = frozenset({"row_id", "time_id", "date_id", "target"})
 assert not FORBIDDEN & {*SEED_FEATURES, *FULL_FEATURES}
 
@@ -242,6 +264,123 @@ def _xs_mean(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     total = np.where(present, x * weights, 0.0).sum(axis=-1, keepdims=True)
     weight = np.where(present, weights, 0.0).sum(axis=-1, keepdims=True)
     return _ratio(total, weight)
+
+
+def _shifted(cube: np.ndarray, k: int) -> np.ndarray:
+    """A (D, T, S) cube moved k steps later along its time axis within each day (k < 0: earlier); NaN where the
+    step falls outside the day."""
+    out = np.full(cube.shape, np.nan)
+    if k >= 0:
+        out[:, k:, :] = cube[:, : cube.shape[1] - k, :]
+    else:
+        out[:, :k, :] = cube[:, -k:, :]
+    return out
+
+
+def _decaying_sum(steps: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """sum over a <= t of PATH_DECAY ** (t - a) * steps[a] along the time axis of (D, T, S) cubes (a missing
+    step counts 0), NaN where `current` is: a running sum in time order, so a day's first T seconds give the same
+    bits whatever follows them."""
+    powers = PATH_DECAY ** np.arange(steps.shape[1], dtype=np.float64)[None, :, None]
+    total = np.cumsum(np.where(np.isfinite(steps), steps, 0.0) / powers, axis=1) * powers
+    total[np.isnan(current)] = np.nan
+    return total
+
+
+def _day_fit(
+    cube: Mapping[str, np.ndarray], stock_vol: np.ndarray, weights: np.ndarray, last_only: bool = False
+) -> dict[str, np.ndarray]:
+    """The day-fit features of every (day, second, stock) of (D, T, S) cubes of the raw columns (T <= 55).
+
+    What moves prices comes from a few signals whose strengths change from day to day: the book pressure (wap
+    over mid), the auction imbalance and its decaying order flow (in units of the market's typical |imbalance|
+    at that second, times the stock's volatility), the stock's decaying move against the index, and the
+    reference price's gap to the mid. At second t every move of the same day that ended by t is known, so the
+    day's strengths can be estimated as it goes: for each horizon h of `DAY_FIT_HORIZONS`, a ridge regression,
+    over all stocks and the seconds up to t - 10h, of the realised index-relative h-step move of the WAP (bps,
+    the target's own definition at h = 6) on the signals (bps). `day_beta{suffix}_<signal>` are the estimates
+    at t (the same for every stock), `day_fit{suffix}` the row's signals times them, and at h = 6
+    `day_fit_<signal>` each term (all NaN until `DAY_FIT_MIN_ROWS` moves are known). Per-row sums over the stocks
+    and running sums over the seconds in order: a day gives the same bits alone, inside a block of days, or cut
+    at its second t. `last_only`: the values of the cubes' last second only, (D, 1, S) (what a snapshot needs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mid = (cube["ask_price"] + cube["bid_price"]) * 0.5
+        imb = _ratio(cube["imbalance_buy_sell_flag"] * cube["imbalance_size"], cube["matched_size"])
+        scale = _xs_mean(np.abs(imb), weights)
+        vol = np.broadcast_to(stock_vol, mid.shape)
+        log_mid = np.log(mid)
+        flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)
+        move = _decaying_sum(log_mid - _shifted(log_mid, 1), log_mid)
+        signals = [
+            (_ratio(cube["wap"], mid) - 1.0) * BPS,
+            _ratio(imb, scale) * vol * BPS,
+            flow * vol * BPS,
+            (move - _xs_mean(move, weights)) * BPS,
+            (_ratio(cube["reference_price"], mid) - 1.0) * BPS,
+        ]
+        wap = cube["wap"]
+        present = ~np.isnan(wap)
+        level = _ratio(
+            np.where(present, wap * weights, 0.0).sum(axis=-1), np.where(present, weights, 0.0).sum(axis=-1)
+        )
+    out: dict[str, np.ndarray] = {}
+    for horizon, suffix in DAY_FIT_HORIZONS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level_later = np.full(level.shape, np.nan)
+            level_later[:, :-horizon] = level[:, horizon:]
+            realised = (_shifted(wap, -horizon) / wap - (level_later / level)[..., None]) * BPS
+        beta = _ridge_fit(signals, realised, horizon, last_only)
+        shown = [signal[:, -1:] for signal in signals] if last_only else signals
+        shape = shown[0].shape
+        fit = np.zeros(shape)
+        for n, (name, signal) in enumerate(zip(DAY_FIT_SIGNALS, shown, strict=True)):
+            out[f"day_beta{suffix}_{name}"] = np.broadcast_to(beta[..., n, None], shape)
+            part = beta[..., n, None] * signal
+            if horizon == HORIZON_STEPS:
+                out[f"day_fit_{name}"] = part
+            fit += part
+        out[f"day_fit{suffix}"] = fit
+    return out
+
+
+def _ridge_fit(signals: list[np.ndarray], realised: np.ndarray, horizon: int, last_only: bool) -> np.ndarray:
+    """(D, T, K): at each second, the ridge estimates from the rows whose `horizon`-step moves have come true."""
+    usable = np.isfinite(realised)
+    for signal in signals:
+        usable &= np.isfinite(signal)
+    x = [np.where(usable, signal, 0.0) for signal in signals]
+    y = np.where(usable, realised, 0.0)
+    k = len(x)
+    pairs = [(i, j) for i in range(k) for j in range(i, k)]
+    sums = np.stack(
+        [(x[i] * x[j]).sum(axis=-1) for i, j in pairs]
+        + [(x[i] * y).sum(axis=-1) for i in range(k)]
+        + [usable.sum(axis=-1).astype(np.float64)],
+        axis=-1,
+    )  # (D, T, P): each second's contribution
+    running = np.cumsum(sums, axis=1)
+    known = np.zeros(running.shape)  # at second t: the rows of seconds <= t - horizon
+    known[:, horizon:, :] = running[:, :-horizon, :]
+    if last_only:
+        known = known[:, -1:]
+    rows = known[..., -1]
+    gram = np.empty((*rows.shape, k, k))
+    for n, (i, j) in enumerate(pairs):
+        gram[..., i, j] = gram[..., j, i] = known[..., n]
+    enough = rows >= DAY_FIT_MIN_ROWS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ridge = (
+            np.diagonal(gram, axis1=-2, axis2=-1) * (DAY_FIT_PRIOR_ROWS / np.maximum(rows, 1.0))[..., None]
+        )
+    diagonal = np.arange(k)
+    gram[..., diagonal, diagonal] += ridge
+    solvable = enough & (np.diagonal(gram, axis1=-2, axis2=-1) > 0).all(axis=-1)
+    gram[~solvable] = np.eye(k)
+    rhs = known[..., len(pairs) : len(pairs) + k].copy()
+    rhs[~solvable] = 0.0
+    beta = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    beta[~solvable] = np.nan
+    return beta
 
 
 def _lagged(lag: Lag, k: int) -> Callable[[str], np.ndarray]:
@@ -375,6 +514,9 @@ def _path_features(
 
 
 _INPUTS: tuple[str, ...] = tuple(c for c in RAW_COLUMNS if c != "seconds_in_bucket")
+_DAY_FIT_INPUTS: tuple[str, ...] = (
+    "ask_price", "bid_price", "wap", "reference_price", "imbalance_buy_sell_flag", "imbalance_size", "matched_size"
+)  # fmt: skip
 
 
 def _matrix(
@@ -478,6 +620,10 @@ def _block_matrix(
 
     seconds_column = np.tile(np.arange(SNAPSHOTS_PER_DAY, dtype=np.int64) * SECONDS_STEP, n_days)[:, None]
     features = _compute(columns, lag, seconds_column, stats, weights, names)
+    if "day_fit" in names:
+        day_cube = {column: columns[column].reshape(cube_shape) for column in _DAY_FIT_INPUTS}
+        for name, fitted in _day_fit(day_cube, stats["stock_vol"], weights).items():
+            features[name] = fitted.reshape(flat)
     return _matrix(features, names, (time_index, stocks), out)
 
 
@@ -560,6 +706,11 @@ class SnapshotFeaturizer:
         features = _compute(
             current, lag, np.array([[second]], dtype=np.int64), self._stats, self._weights, self.names
         )
+        if "day_fit" in self.names:
+            # the day up to this second, as a one-day cube
+            day_cube = {column: self._history[column][None, : step + 1] for column in _DAY_FIT_INPUTS}
+            for name, values in _day_fit(day_cube, self._stats["stock_vol"], self._weights, True).items():
+                features[name] = values[0]
         return _matrix(features, self.names, (np.zeros(len(stocks), dtype=np.int64), stocks))
 
 

@@ -133,6 +133,19 @@ def _days(rows: pd.DataFrame) -> list[int]:
     return sorted(int(d) for d in pd.unique(rows["date_id"]))
 
 
+def _in_key_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows in (date_id, seconds_in_bucket, stock_id) order (as they are, when they already are). Row
+    subsampling draws by position, so this makes a fit or an update a function of its rows, not of their order:
+    the live chain, which reads a day back from the store, and an in-process backtest train the same model."""
+    date, second, stock = (
+        rows[c].to_numpy(dtype=np.int64) for c in ("date_id", "seconds_in_bucket", "stock_id")
+    )
+    dd, ds, dk = np.diff(date), np.diff(second), np.diff(stock)
+    if ((dd > 0) | ((dd == 0) & ((ds > 0) | ((ds == 0) & (dk >= 0))))).all():
+        return rows
+    return rows.iloc[np.lexsort((stock, second, date))]
+
+
 def _mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(a - b))) if len(a) else float("nan")
 
@@ -276,7 +289,7 @@ def fit(
     """
     feature_names(feature_set)  # UnknownFeatureSet early
     started = time.perf_counter()
-    labelled = _labelled(rows)
+    labelled = _in_key_order(_labelled(rows))
     days = _days(labelled)
     if valid_days is None:
         valid_days = min(5, max(1, len(days) // 5)) if len(days) >= 3 else 0
@@ -293,10 +306,8 @@ def fit(
     if half_life_days is None:
         half_life_days = None if feature_set == "seed" else RECENCY_HALF_LIFE_DAYS
     half_life_days = half_life_days or None  # 0: no weights, recorded as None
+    labelled = _in_key_order(labelled)
     dates = labelled["date_id"].to_numpy()
-    if (np.diff(dates) < 0).any():
-        labelled = labelled.sort_values(["date_id", "seconds_in_bucket", "stock_id"], kind="stable")
-        dates = labelled["date_id"].to_numpy()
     train_days, valid_list = days[: len(days) - valid_days], days[len(days) - valid_days :]
     # the validation days are the tail of the date-sorted rows: views of one matrix, no copies (memory)
     n_train = int(np.searchsorted(dates, valid_list[0])) if valid_list else len(dates)
@@ -402,9 +413,18 @@ def refit_due(model: ModelArtifact, date_id: int) -> bool:
     return refit_day is None or date_id - int(refit_day) >= REFIT_EVERY_DAYS
 
 
+def _as_stored(booster: xgb.Booster) -> xgb.Booster:
+    """A copy of `booster` as its model file holds it: the trees, without the training state an in-memory
+    booster carries over (`Booster.copy` snapshots that too, and a continuation of it grows different trees).
+    A job continues a model it loaded from its artifact, so an in-process backtest must continue the same."""
+    copy = xgb.Booster()
+    copy.load_model(bytearray(booster.save_raw("ubj")))
+    return copy
+
+
 def _continue(parent: ModelArtifact, train: xgb.DMatrix, rounds: int, eta: float) -> xgb.Booster:
     params = {**parent.metadata["params"], "eta": eta}
-    booster, _ = _train(params, train, rounds, parent=parent.booster.copy())
+    booster, _ = _train(params, train, rounds, parent=_as_stored(parent.booster))
     return booster
 
 
@@ -430,7 +450,7 @@ def update(
             " a daily update keeps its parent's features (train from scratch to change them)"
         )
     started = time.perf_counter()
-    labelled = _labelled(rows)
+    labelled = _in_key_order(_labelled(rows))
     days = _days(labelled)
     if window_days is not None and len(days) > window_days:
         days = days[-window_days:]
@@ -448,7 +468,7 @@ def update(
     }
     params = parent.metadata["params"]
     binned: xgb.DMatrix | None = None  # the candidate's bins, reused for the child's matrix
-    if len(days) > guard_days:
+    if 0 < guard_days < len(days):
         train_mask, _, guard = _split(labelled, guard_days)
         binned = _quantile_matrix(params, matrix[train_mask], target[train_mask])
         candidate = _continue(parent, binned, rounds, eta)
@@ -470,7 +490,9 @@ def update(
             return UpdateResult(parent, True, evidence)
         evidence["decision"] = "updated: the continuation was no worse than the parent on the guard days"
     else:
-        evidence["decision"] = "updated without a guard (the window has a single day)"
+        evidence["decision"] = (
+            "updated without a guard (the window has a single day)" if guard_days else "updated without a guard"
+        )
     booster = _continue(parent, _quantile_matrix(params, matrix, target, ref=binned), rounds, eta)
     evidence["seconds"] = round(time.perf_counter() - started, 3)
     meta = parent.metadata
@@ -508,7 +530,7 @@ def seed_update(parent: ModelArtifact, day_rows: pd.DataFrame, rounds: int = SEE
     matrix = _day_matrix(labelled, parent.feature_set, parent.stats)
     params = parent.metadata["params"]
     train = _quantile_matrix(params, matrix, labelled["target"].to_numpy())
-    booster, _ = _train(params, train, rounds, parent=parent.booster.copy())
+    booster, _ = _train(params, train, rounds, parent=_as_stored(parent.booster))
     meta = {**parent.metadata, "n_rounds": booster.num_boosted_rounds(), "kind": "seed-update"}
     return ModelArtifact(booster, meta)
 

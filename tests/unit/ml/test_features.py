@@ -7,6 +7,9 @@ import pandas as pd
 import pytest
 
 from closecast_ml.features import (
+    DAY_FIT_FEATURES,
+    DAY_FIT_HORIZONS,
+    DAY_FIT_SIGNALS,
     FEATURE_SETS,
     SnapshotFeaturizer,
     UnknownFeatureSet,
@@ -14,6 +17,8 @@ from closecast_ml.features import (
     feature_names,
     learn_stats,
 )
+from closecast_tools.market.params import MarketParams
+from closecast_tools.market.regimes import regimes_for
 
 pytestmark = pytest.mark.unit
 
@@ -138,3 +143,55 @@ def test_days_in_blocks_from_shuffled_rows_give_each_row_its_own_features(
     shuffled = rows.sample(frac=1.0, random_state=5)
     expected = day_features(rows, "full").loc[shuffled.index].to_numpy()
     assert _same(day_features(shuffled, "full").to_numpy(), expected).all()
+
+
+def _last_second_betas(params: MarketParams, date_ids: np.ndarray) -> pd.DataFrame:
+    from closecast_tools.market.generate import simulate_frame
+
+    frame, _ = simulate_frame(5, date_ids, 200, params)
+    frame = frame.reset_index(drop=True)
+    stats = learn_stats(frame)
+    names = [f"day_beta_{name}" for name in DAY_FIT_SIGNALS]
+    last = frame["seconds_in_bucket"] == 540
+    values = day_features(frame, "full", stats).loc[last, names]
+    return values.groupby(frame.loc[last, "date_id"]).first()
+
+
+def test_the_day_fit_measures_each_days_own_strengths() -> None:
+    """Given the same four days (months apart) simulated with a weak and a strong book pressure (c_b 0.1 vs
+    0.6), and again with a weak and a strong auction imbalance (c_z 0.1 vs 0.5), when the day fit is read at each
+    day's last second, then the book estimate rises on every day in proportion to that day's rise of c_b, and
+    the imbalance estimate rises on every day while the book estimate stays where it was."""
+    days = np.array([0, 60, 120, 180])
+    weak_book, strong_book = MarketParams(c_b=0.1), MarketParams(c_b=0.6)
+    rise = (
+        regimes_for(5, days, strong_book).strengths["c_b"] - regimes_for(5, days, weak_book).strengths["c_b"]
+    )
+    measured = (
+        _last_second_betas(strong_book, days)["day_beta_book"]
+        - _last_second_betas(weak_book, days)["day_beta_book"]
+    ).to_numpy()
+    assert ((measured / rise > 0.4) & (measured / rise < 1.1)).all()
+
+    weak, strong = (
+        _last_second_betas(MarketParams(c_z=0.1), days),
+        _last_second_betas(MarketParams(c_z=0.5), days),
+    )
+    assert (strong["day_beta_imb"] - weak["day_beta_imb"] > 0.3).all()
+    assert (strong["day_beta_book"] - weak["day_beta_book"]).abs().max() < 0.05
+
+
+def test_each_day_fit_waits_for_its_first_moves_to_come_true(market: pd.DataFrame) -> None:
+    """Given a day of 40 stocks, when its features are computed, then each horizon's day fit is unknown (NaN)
+    until the first of its moves has come true (second 60 for the target's 60 s, 30 for 30 s, 10 for 10 s) and
+    known for every stock once 100 moves have (four snapshots later)."""
+    rows = market[market["date_id"] == 3].reset_index(drop=True)
+    features = day_features(rows, "full", learn_stats(market))
+    seconds = rows["seconds_in_bucket"].to_numpy()
+    for horizon, suffix in DAY_FIT_HORIZONS:
+        names = [f"day_beta{suffix}_{signal}" for signal in DAY_FIT_SIGNALS] + [f"day_fit{suffix}"]
+        names += [f"day_fit_{signal}" for signal in DAY_FIT_SIGNALS] if not suffix else []
+        assert set(names) <= set(DAY_FIT_FEATURES)
+        values = features[names]
+        assert values[seconds <= 10 * horizon].isna().all().all()
+        assert values[seconds >= 10 * horizon + 40].notna().all().all()

@@ -215,3 +215,37 @@ def test_the_held_out_days_targets_never_reach_the_per_stock_statistics(market: 
     first = training.fit(rows, params=SMALL, valid_days=1, n_rounds=5)
     second = training.fit(louder, params=SMALL, valid_days=1, n_rounds=5)
     assert first.metadata["stats"] == second.metadata["stats"]
+
+
+def test_a_fit_and_an_update_depend_on_their_rows_not_on_their_order(
+    small_model: ModelArtifact, market: pd.DataFrame, one_day: pd.DataFrame
+) -> None:
+    """Given rows in key order and the same rows shuffled (row subsampling draws by position), when a model is
+    fitted on each and the same parent updated on each, then the two fits predict identically and so do the
+    two updates: a chain reading its days back from the store trains what an in-process backtest trains."""
+    rows = market[market["date_id"] <= 5].sort_values(["date_id", "seconds_in_bucket", "stock_id"])
+    shuffled = rows.sample(frac=1.0, random_state=4)
+    fits = [
+        training.fit(r, params=SMALL, valid_days=1, n_rounds=10, final_all_days=False)
+        for r in (rows, shuffled)
+    ]
+    assert np.array_equal(fits[0].predict(one_day), fits[1].predict(one_day))
+    window = market[market["date_id"].between(3, 6)]
+    updates = [
+        training.update(small_model, w, guard_days=0).model
+        for w in (window, window.sample(frac=1.0, random_state=5))
+    ]
+    assert np.array_equal(updates[0].predict(one_day), updates[1].predict(one_day))
+
+
+def test_updating_a_model_in_memory_equals_updating_it_read_back_from_its_artifact(
+    small_model: ModelArtifact, market: pd.DataFrame, one_day: pd.DataFrame
+) -> None:
+    """Given a child just updated in memory and the same child read back from its artifact's bytes (as the
+    next day's job reads it), when each is updated again on the same window, then the grandchildren predict
+    identically (an in-memory booster carries training state its model file does not)."""
+    child = training.update(small_model, market[market["date_id"].between(2, 5)], guard_days=0).model
+    stored = ModelArtifact.from_bytes(*child.to_bytes())
+    window = market[market["date_id"].between(3, 6)]
+    in_memory, read_back = (training.update(m, window, guard_days=0).model for m in (child, stored))
+    assert np.array_equal(in_memory.predict(one_day), read_back.predict(one_day))

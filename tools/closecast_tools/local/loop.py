@@ -202,18 +202,28 @@ def stream_days(
 
 
 def day_predictions(api: Any, date_id: int) -> pd.DataFrame:
-    """The live predictions of a day (every model) with the rows' targets, through the Data API."""
-    rows = api.query(
-        "SELECT p.model_id, p.seconds_in_bucket, p.stock_id, p.value, p.partial, s.target FROM prediction AS p "
-        "LEFT JOIN stock_data_with_target AS s ON s.date_id = p.date_id "
-        "AND s.seconds_in_bucket = p.seconds_in_bucket AND s.stock_id = p.stock_id "
-        "WHERE p.date_id = :date_id ORDER BY p.model_id, p.seconds_in_bucket, p.stock_id",
-        {"date_id": date_id},
-        page_size=5000,
+    """The live predictions of a day (every model) with the rows' targets, through the Data API: two plain
+    queries joined here (the join in SQL, re-run for every page, could outlast the statement timeout once the
+    tables held a few weeks)."""
+    predictions = pd.DataFrame(
+        api.query(
+            "SELECT model_id, seconds_in_bucket, stock_id, value, partial FROM prediction WHERE date_id = :date_id "
+            "ORDER BY model_id, seconds_in_bucket, stock_id",
+            {"date_id": date_id},
+            page_size=5000,
+        ),
+        columns=["model_id", "seconds_in_bucket", "stock_id", "value", "partial"],
     )
-    return pd.DataFrame(
-        rows, columns=["model_id", "seconds_in_bucket", "stock_id", "value", "partial", "target"]
+    targets = pd.DataFrame(
+        api.query(
+            "SELECT seconds_in_bucket, stock_id, target FROM stock_data_with_target WHERE date_id = :date_id "
+            "ORDER BY seconds_in_bucket, stock_id",
+            {"date_id": date_id},
+            page_size=5000,
+        ),
+        columns=["seconds_in_bucket", "stock_id", "target"],
     )
+    return predictions.merge(targets, on=["seconds_in_bucket", "stock_id"], how="left", sort=False)
 
 
 def data_api_of(cloud_state: dict[str, Any]) -> Any:
