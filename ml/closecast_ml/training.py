@@ -491,7 +491,9 @@ def update(
         evidence["decision"] = "updated: the continuation was no worse than the parent on the guard days"
     else:
         evidence["decision"] = (
-            "updated without a guard (the window has a single day)" if guard_days else "updated without a guard"
+            "updated without a guard (the window has a single day)"
+            if guard_days
+            else "updated without a guard"
         )
     booster = _continue(parent, _quantile_matrix(params, matrix, target, ref=binned), rounds, eta)
     evidence["seconds"] = round(time.perf_counter() - started, 3)
