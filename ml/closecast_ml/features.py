@@ -344,7 +344,8 @@ def _day_fit(
 
 
 def _ridge_fit(signals: list[np.ndarray], realised: np.ndarray, horizon: int, last_only: bool) -> np.ndarray:
-    """(D, T, K): at each second, the ridge estimates from the rows whose `horizon`-step moves have come true."""
+    """(D, T, K), or (D, 1, K) with `last_only`: at each second, the ridge estimates from the rows whose
+    `horizon`-step moves have come true."""
     usable = np.isfinite(realised)
     for signal in signals:
         usable &= np.isfinite(signal)
@@ -555,7 +556,9 @@ def day_matrix(
     if (seconds % SECONDS_STEP).any() or steps.min() < 0 or steps.max() > LAST_SECOND // SECONDS_STEP:
         raise ValueError("seconds_in_bucket must be multiples of 10 in 0..540")
     stocks = rows["stock_id"].to_numpy(dtype=np.int64)
-    n_stocks = int(stocks.max()) + 1
+    # the stock axis as wide as the snapshot path's (every indexed stock): sums over the stocks then run over the
+    # same number of terms (absent ones 0) and so give the same bits whichever stocks a day has
+    n_stocks = max(len(_weights_array()), int(stocks.max()) + 1)
     stat_values = stats_arrays(stats, n_stocks)
     weights = _index_weights(n_stocks)
     values = {column: rows[column].to_numpy(dtype=np.float64) for column in _INPUTS}
