@@ -87,9 +87,10 @@ LAGGED_COLUMNS: tuple[str, ...] = ("wap", "reference_price", "matched_size", "bi
                                    "bid_price", "imbalance_size", "imbalance_buy_sell_flag")  # fmt: skip
 STAT_NAMES: tuple[str, ...] = ("stock_vol", "stock_target_std", "stock_spread", "stock_matched")
 # the day's own fit: the signals whose strengths the market changes from day to day (book pressure, auction
-# imbalance, order flow, the stock's move against the index, the reference price's gap to the mid), regressed
-# on the targets that have already come true that day (a snapshot's target is known 6 snapshots later)
-DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "ref")
+# imbalance, order flow, the stock's move against the index, the reference price's gap to the mid, and where the
+# reference is pinned at the bid or the ask, the side it is pinned at times the stock's volatility), regressed on
+# the targets that have already come true that day (a snapshot's target is known 6 snapshots later)
+DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "ref", "ref_edge")
 # the horizons (in snapshots) of the moves regressed, and the suffix of their feature names: the target's own (60 s),
 # and shorter moves, which come true sooner (a 10 s move is known 10 s later), so they inform the first minutes
 DAY_FIT_HORIZONS: tuple[tuple[int, str], ...] = ((6, ""), (3, "_h3"), (1, "_h1"))
@@ -155,7 +156,7 @@ FULL_FEATURES: tuple[str, ...] = (
     *DAY_FIT_FEATURES,
 )
 FEATURE_SETS: dict[str, tuple[str, ...]] = {"seed": SEED_FEATURES, "full": FULL_FEATURES}
-FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 3}
+FEATURE_SET_VERSIONS: dict[str, int] = {"seed": 1, "full": 4}
 FORBIDDEN = frozenset({"row_id", "time_id", "date_id", "target"})
 assert not FORBIDDEN & {*SEED_FEATURES, *FULL_FEATURES}
 
@@ -178,7 +179,7 @@ def feature_names(feature_set: str) -> list[str]:
 
 def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     """Per-stock statistics of the training rows, indexed by stock_id (None where a stock has none):
-    volatility of 10-second WAP moves, standard deviation of the target, median relative spread, median
+    volatility of 10-second mid-price moves (the WAP adds the book's noise), standard deviation of the target, median relative spread, median
     matched size. JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
     if rows.empty:
         return {name: [] for name in STAT_NAMES}
@@ -189,7 +190,7 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
             "stock_id": stock,
             "date_id": rows["date_id"].to_numpy(dtype=np.int64),
             "seconds": rows["seconds_in_bucket"].to_numpy(dtype=np.int64),
-            "wap": rows["wap"].to_numpy(dtype=np.float64),
+            "mid": ((rows["ask_price"] + rows["bid_price"]) * 0.5).to_numpy(dtype=np.float64),
             "target": rows["target"].to_numpy(dtype=np.float64) if "target" in rows else np.nan,
             "spread": (rows["ask_price"] - rows["bid_price"]).to_numpy(dtype=np.float64)
             / ((rows["ask_price"] + rows["bid_price"]).to_numpy(dtype=np.float64) / 2.0),
@@ -197,7 +198,7 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
         }
     ).sort_values(["stock_id", "date_id", "seconds"], kind="stable")
     same = (frame["stock_id"].diff() == 0) & (frame["date_id"].diff() == 0)
-    frame["ret"] = np.where(same, frame["wap"] / frame["wap"].shift(1) - 1.0, np.nan)
+    frame["ret"] = np.where(same, frame["mid"] / frame["mid"].shift(1) - 1.0, np.nan)
     grouped = frame.groupby("stock_id")
     table = pd.DataFrame(
         {
@@ -306,17 +307,23 @@ def _day_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         mid = (cube["ask_price"] + cube["bid_price"]) * 0.5
         imb = _ratio(cube["imbalance_buy_sell_flag"] * cube["imbalance_size"], cube["matched_size"])
-        scale = _xs_mean(np.abs(imb), weights)
+        scale = _xs_mean(np.abs(imb), np.ones_like(weights))  # every stock alike: steadier than the index's few
         vol = np.broadcast_to(stock_vol, mid.shape)
         log_mid = np.log(mid)
         flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)
         move = _decaying_sum(log_mid - _shifted(log_mid, 1), log_mid)
+        reference = cube["reference_price"]
+        ref_gap = (_ratio(reference, mid) - 1.0) * BPS
+        pinned = (reference == cube["bid_price"]) | (reference == cube["ask_price"])
         signals = [
             (_ratio(cube["wap"], mid) - 1.0) * BPS,
             _ratio(imb, scale) * vol * BPS,
             flow * vol * BPS,
             (move - _xs_mean(move, weights)) * BPS,
-            (_ratio(cube["reference_price"], mid) - 1.0) * BPS,
+            ref_gap,
+            # the reference is the clearing price held inside the book: pinned at an edge, it says only on which
+            # side the clearing price lies, by an amount that scales with the stock's volatility
+            np.where(pinned, np.sign(ref_gap), 0.0) * vol * BPS,
         ]
         wap = cube["wap"]
         present = ~np.isnan(wap)
