@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import special
 
 from closecast.market.schema import LAST_SECOND, SECONDS_STEP, SNAPSHOTS_PER_DAY
 from closecast_ml.targets import BPS, HORIZON_STEPS, _weights_array
@@ -85,16 +86,24 @@ PATH_FEATURES: tuple[str, ...] = (
 # columns whose earlier snapshots the features read
 LAGGED_COLUMNS: tuple[str, ...] = ("wap", "reference_price", "matched_size", "bid_size", "ask_size", "ask_price",
                                    "bid_price", "imbalance_size", "imbalance_buy_sell_flag")  # fmt: skip
-STAT_NAMES: tuple[str, ...] = ("stock_vol", "stock_target_std", "stock_spread", "stock_matched")
+STAT_NAMES: tuple[str, ...] = (
+    "stock_vol",
+    "stock_target_std",
+    "stock_spread",
+    "stock_matched",
+    "stock_imb_unit",
+)
 # the day's own fit: the signals whose strengths the market changes from day to day (book pressure, auction
 # imbalance, order flow, the stock's move against the index, the reference price's gap to the mid, and where the
 # reference is pinned at the bid or the ask, the side it is pinned at times the stock's volatility), regressed on
 # the targets that have already come true that day (a snapshot's target is known 6 snapshots later)
-DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "ref", "ref_edge")
+DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "gap")
 # the horizons (in snapshots) of the moves regressed, and the suffix of their feature names: the target's own (60 s),
 # and shorter moves, which come true sooner (a 10 s move is known 10 s later), so they inform the first minutes
 DAY_FIT_HORIZONS: tuple[tuple[int, str], ...] = ((6, ""), (3, "_h3"), (1, "_h1"))
 DAY_FIT_FEATURES: tuple[str, ...] = (
+    "clearing_gap",
+    "clearing_gap_sd",
     *(f"day_beta_{name}" for name in DAY_FIT_SIGNALS),
     *(f"day_fit_{name}" for name in DAY_FIT_SIGNALS),
     "day_fit",
@@ -104,6 +113,11 @@ DAY_FIT_FEATURES: tuple[str, ...] = (
         for name in (*(f"day_beta{suffix}_{signal}" for signal in DAY_FIT_SIGNALS), f"day_fit{suffix}")
     ),
 )
+# the clearing gap: the auction's clearing price (what the reference price is, held inside the book) minus the mid,
+# tracked per stock as a persistent (AR(1)) quantity: its persistence per snapshot, and its typical size in units
+# of the stock's volatility (the estimates change little with either: 0.8-0.9 and 1.2-1.8 score alike)
+GAP_PERSISTENCE = 0.85
+GAP_SD_IN_VOL = 1.5
 DAY_FIT_PRIOR_ROWS = 200.0  # the ridge: as many rows again of "no effect" (one snapshot's worth)
 DAY_FIT_MIN_ROWS = 100  # fewer moves come true than this: no estimate (NaN)
 CROSS_SECTION: tuple[str, ...] = (
@@ -195,10 +209,22 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
             "spread": (rows["ask_price"] - rows["bid_price"]).to_numpy(dtype=np.float64)
             / ((rows["ask_price"] + rows["bid_price"]).to_numpy(dtype=np.float64) / 2.0),
             "matched": rows["matched_size"].to_numpy(dtype=np.float64),
+            "imb": _ratio(
+                (rows["imbalance_buy_sell_flag"] * rows["imbalance_size"]).to_numpy(dtype=np.float64),
+                rows["matched_size"].to_numpy(dtype=np.float64),
+            ),
         }
     ).sort_values(["stock_id", "date_id", "seconds"], kind="stable")
     same = (frame["stock_id"].diff() == 0) & (frame["date_id"].diff() == 0)
     frame["ret"] = np.where(same, frame["mid"] / frame["mid"].shift(1) - 1.0, np.nan)
+    # the imbalance in units of the market's typical |imbalance| at that second (every stock alike), and the
+    # products of the stock's slope of its targets on it
+    typical = frame["imb"].abs().groupby([frame["date_id"], frame["seconds"]]).transform("mean")
+    x = _ratio(frame["imb"].to_numpy(), typical.to_numpy())
+    y = frame["target"].to_numpy()
+    both = np.isfinite(x) & np.isfinite(y)
+    frame["xy"] = np.where(both, x * y, 0.0)
+    frame["xx"] = np.where(both, x * x, 0.0)
     grouped = frame.groupby("stock_id")
     table = pd.DataFrame(
         {
@@ -208,10 +234,27 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
             "stock_matched": grouped["matched"].median(),
         }
     ).reindex(pd.RangeIndex(n))
+    sums = grouped[["xy", "xx"]].sum().reindex(pd.RangeIndex(n))
+    table["stock_imb_unit"] = _imbalance_unit(
+        table["stock_vol"].to_numpy(dtype=np.float64), _ratio(sums["xy"].to_numpy(), sums["xx"].to_numpy())
+    )
     return {
         name: [None if not np.isfinite(v) else float(v) for v in table[name].to_numpy(dtype=np.float64)]
         for name in STAT_NAMES
     }
+
+
+def _imbalance_unit(vol: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Each stock's unit of response to its auction imbalance, in volatility units: the mean of two estimates
+    of it, the stock's volatility and its measured slope (targets on the imbalance) scaled to volatility units by
+    the least-squares ratio over the stocks that have both; the volatility alone where the slope is unknown or
+    not positive. How hard a stock's price answers its imbalance is what the day fit's imbalance and order-flow
+    signals need, and the two estimates err independently (volatility also drifts from day to day)."""
+    usable = np.isfinite(vol) & np.isfinite(slope) & (slope > 0)
+    if usable.sum() < 2:
+        return vol.copy()
+    ratio = float((slope[usable] * vol[usable]).sum() / (vol[usable] ** 2).sum())
+    return np.where(usable, 0.5 * (slope / ratio + vol), vol)
 
 
 def stats_arrays(stats: Mapping[str, Sequence[float | None]] | None, n_stocks: int) -> dict[str, np.ndarray]:
@@ -289,7 +332,10 @@ def _decaying_sum(steps: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 def _day_fit(
-    cube: Mapping[str, np.ndarray], stock_vol: np.ndarray, weights: np.ndarray, last_only: bool = False
+    cube: Mapping[str, np.ndarray],
+    stats: Mapping[str, np.ndarray],
+    weights: np.ndarray,
+    last_only: bool = False,
 ) -> dict[str, np.ndarray]:
     """The day-fit features of every (day, second, stock) of (D, T, S) cubes of the raw columns (T <= 55).
 
@@ -307,30 +353,30 @@ def _day_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         mid = (cube["ask_price"] + cube["bid_price"]) * 0.5
         imb = _ratio(cube["imbalance_buy_sell_flag"] * cube["imbalance_size"], cube["matched_size"])
-        scale = _xs_mean(np.abs(imb), np.ones_like(weights))  # every stock alike: steadier than the index's few
-        vol = np.broadcast_to(stock_vol, mid.shape)
+        scale = _xs_mean(
+            np.abs(imb), np.ones_like(weights)
+        )  # every stock alike: steadier than the index's few
+        unit = np.broadcast_to(stats["stock_imb_unit"], mid.shape)
         log_mid = np.log(mid)
         flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)
         move = _decaying_sum(log_mid - _shifted(log_mid, 1), log_mid)
-        reference = cube["reference_price"]
-        ref_gap = (_ratio(reference, mid) - 1.0) * BPS
-        pinned = (reference == cube["bid_price"]) | (reference == cube["ask_price"])
+        gap, gap_sd = _clearing_gap(cube, mid, stats["stock_vol"])
         signals = [
             (_ratio(cube["wap"], mid) - 1.0) * BPS,
-            _ratio(imb, scale) * vol * BPS,
-            flow * vol * BPS,
+            _ratio(imb, scale) * unit * BPS,
+            flow * unit * BPS,
             (move - _xs_mean(move, weights)) * BPS,
-            ref_gap,
-            # the reference is the clearing price held inside the book: pinned at an edge, it says only on which
-            # side the clearing price lies, by an amount that scales with the stock's volatility
-            np.where(pinned, np.sign(ref_gap), 0.0) * vol * BPS,
+            gap,
         ]
         wap = cube["wap"]
         present = ~np.isnan(wap)
         level = _ratio(
             np.where(present, wap * weights, 0.0).sum(axis=-1), np.where(present, weights, 0.0).sum(axis=-1)
         )
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {
+        "clearing_gap": gap[:, -1:] if last_only else gap,
+        "clearing_gap_sd": gap_sd[:, -1:] if last_only else gap_sd,
+    }
     for horizon, suffix in DAY_FIT_HORIZONS:
         with np.errstate(divide="ignore", invalid="ignore"):
             level_later = np.full(level.shape, np.nan)
@@ -348,6 +394,77 @@ def _day_fit(
             fit += part
         out[f"day_fit{suffix}"] = fit
     return out
+
+
+def _clearing_gap(
+    cube: Mapping[str, np.ndarray], mid: np.ndarray, stock_vol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clearing gap's estimate and its standard deviation (bps of the mid) at each (day, second, stock) of
+    (D, T, S) cubes, from the stock's reference prices up to that second.
+
+    The reference price is the clearing price held inside the book: strictly inside it (or outside, unheld) it
+    is the clearing price; pinned at the ask it says only that the clearing price is at or above the ask (at the
+    bid: at or below). The gap is tracked as a persistent quantity (`GAP_PERSISTENCE` per snapshot, typical size
+    `GAP_SD_IN_VOL` times the stock's volatility) with a Gaussian filter: between snapshots the estimate decays
+    and its variance grows; an exact reference sets it; a pinned one keeps the filter's distribution beyond the
+    pin (the truncated normal's mean and variance). A missing row only advances the filter. Elementwise over the
+    stocks and in time order, so a day gives the same bits whole or cut at its second t."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reference = (_ratio(cube["reference_price"], mid) - 1.0) * BPS
+        low = (_ratio(cube["bid_price"], mid) - 1.0) * BPS
+        high = (_ratio(cube["ask_price"], mid) - 1.0) * BPS
+    at_ask = cube["reference_price"] == cube["ask_price"]
+    at_bid = cube["reference_price"] == cube["bid_price"]
+    above = at_ask & ~at_bid
+    below = at_bid & ~at_ask
+    exact = np.isfinite(reference) & ~above & ~below
+    days, steps, stocks = mid.shape
+    stationary = np.broadcast_to((GAP_SD_IN_VOL * stock_vol * BPS) ** 2, (days, stocks))
+    shock = (1.0 - GAP_PERSISTENCE**2) * stationary
+    mean = np.zeros((days, stocks))
+    variance = stationary.copy()
+    means = np.full(mid.shape, np.nan)
+    sds = np.full(mid.shape, np.nan)
+    for t in range(steps):
+        if t:
+            mean = GAP_PERSISTENCE * mean
+            variance = GAP_PERSISTENCE**2 * variance + shock
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            sd = np.sqrt(variance)
+            # beyond the ask: standardised distance of the pin, and the inverse Mills ratio there
+            a = (high[:, t] - mean) / sd
+            mills_a = _SQRT_2_OVER_PI / special.erfcx(a * _SQRT_HALF)
+            b = (mean - low[:, t]) / sd
+            mills_b = _SQRT_2_OVER_PI / special.erfcx(b * _SQRT_HALF)
+            mean = np.where(
+                exact[:, t],
+                reference[:, t],
+                np.where(above[:, t], mean + sd * mills_a, np.where(below[:, t], mean - sd * mills_b, mean)),
+            )
+            variance = np.where(
+                exact[:, t],
+                0.0,
+                np.where(
+                    above[:, t],
+                    variance * np.maximum(1.0 + a * mills_a - mills_a**2, _MIN_SHRINK),
+                    np.where(
+                        below[:, t],
+                        variance * np.maximum(1.0 + b * mills_b - mills_b**2, _MIN_SHRINK),
+                        variance,
+                    ),
+                ),
+            )
+        means[:, t] = mean
+        sds[:, t] = np.sqrt(variance)
+    missing = np.isnan(reference)
+    means[missing] = np.nan
+    sds[missing] = np.nan
+    return means, sds
+
+
+_SQRT_2_OVER_PI = float(np.sqrt(2.0 / np.pi))
+_SQRT_HALF = float(np.sqrt(0.5))
+_MIN_SHRINK = 1e-6  # a truncated normal's variance, as a share of the untruncated one, never below this
 
 
 def _ridge_fit(signals: list[np.ndarray], realised: np.ndarray, horizon: int, last_only: bool) -> np.ndarray:
@@ -632,7 +749,7 @@ def _block_matrix(
     features = _compute(columns, lag, seconds_column, stats, weights, names)
     if "day_fit" in names:
         day_cube = {column: columns[column].reshape(cube_shape) for column in _DAY_FIT_INPUTS}
-        for name, fitted in _day_fit(day_cube, stats["stock_vol"], weights).items():
+        for name, fitted in _day_fit(day_cube, stats, weights).items():
             features[name] = fitted.reshape(flat)
     return _matrix(features, names, (time_index, stocks), out)
 
@@ -719,7 +836,7 @@ class SnapshotFeaturizer:
         if "day_fit" in self.names:
             # the day up to this second, as a one-day cube
             day_cube = {column: self._history[column][None, : step + 1] for column in _DAY_FIT_INPUTS}
-            for name, values in _day_fit(day_cube, self._stats["stock_vol"], self._weights, True).items():
+            for name, values in _day_fit(day_cube, self._stats, self._weights, True).items():
                 features[name] = values[0]
         return _matrix(features, self.names, (np.zeros(len(stocks), dtype=np.int64), stocks))
 
