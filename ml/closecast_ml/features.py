@@ -336,6 +336,7 @@ def _day_fit(
     stats: Mapping[str, np.ndarray],
     weights: np.ndarray,
     last_only: bool = False,
+    track: GapTrack | None = None,
 ) -> dict[str, np.ndarray]:
     """The day-fit features of every (day, second, stock) of (D, T, S) cubes of the raw columns (T <= 55).
 
@@ -360,7 +361,7 @@ def _day_fit(
         log_mid = np.log(mid)
         flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)
         move = _decaying_sum(log_mid - _shifted(log_mid, 1), log_mid)
-        gap, gap_sd = _clearing_gap(cube, mid, stats["stock_vol"])
+        gap, gap_sd = _clearing_gap(cube, mid, stats["stock_vol"], track)
         signals = [
             (_ratio(cube["wap"], mid) - 1.0) * BPS,
             _ratio(imb, scale) * unit * BPS,
@@ -396,8 +397,22 @@ def _day_fit(
     return out
 
 
+class GapTrack:
+    """The clearing-gap filter's state after each second of one day, for the snapshot path: each snapshot then
+    advances the filter by one step instead of running it over the day again. `done`: how many seconds from the
+    day's first hold a current state (a snapshot written at an earlier second cuts it back)."""
+
+    def __init__(self, n_stocks: int) -> None:
+        self.mean = np.full((SNAPSHOTS_PER_DAY, n_stocks), np.nan)
+        self.variance = np.full((SNAPSHOTS_PER_DAY, n_stocks), np.nan)
+        self.done = 0
+
+    def forget_from(self, step: int) -> None:
+        self.done = min(self.done, step)
+
+
 def _clearing_gap(
-    cube: Mapping[str, np.ndarray], mid: np.ndarray, stock_vol: np.ndarray
+    cube: Mapping[str, np.ndarray], mid: np.ndarray, stock_vol: np.ndarray, track: GapTrack | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The clearing gap's estimate and its standard deviation (bps of the mid) at each (day, second, stock) of
     (D, T, S) cubes, from the stock's reference prices up to that second.
@@ -408,56 +423,70 @@ def _clearing_gap(
     `GAP_SD_IN_VOL` times the stock's volatility) with a Gaussian filter: between snapshots the estimate decays
     and its variance grows; an exact reference sets it; a pinned one keeps the filter's distribution beyond the
     pin (the truncated normal's mean and variance). A missing row only advances the filter. Elementwise over the
-    stocks and in time order, so a day gives the same bits whole or cut at its second t."""
+    stocks and in time order, so a day gives the same bits whole or cut at its second t. `track` (one day): start
+    from its states, and leave the new ones in it."""
+    days, steps, stocks = mid.shape
+    start = min(track.done, steps) if track is not None else 0
+    later = slice(start, steps)
     with np.errstate(divide="ignore", invalid="ignore"):
         reference = (_ratio(cube["reference_price"], mid) - 1.0) * BPS
-        low = (_ratio(cube["bid_price"], mid) - 1.0) * BPS
-        high = (_ratio(cube["ask_price"], mid) - 1.0) * BPS
-    at_ask = cube["reference_price"] == cube["ask_price"]
-    at_bid = cube["reference_price"] == cube["bid_price"]
+        low = (_ratio(cube["bid_price"][:, later], mid[:, later]) - 1.0) * BPS
+        high = (_ratio(cube["ask_price"][:, later], mid[:, later]) - 1.0) * BPS
+    at_ask = cube["reference_price"][:, later] == cube["ask_price"][:, later]
+    at_bid = cube["reference_price"][:, later] == cube["bid_price"][:, later]
     above = at_ask & ~at_bid
     below = at_bid & ~at_ask
-    exact = np.isfinite(reference) & ~above & ~below
-    days, steps, stocks = mid.shape
+    exact = np.isfinite(reference[:, later]) & ~above & ~below
     stationary = np.broadcast_to((GAP_SD_IN_VOL * stock_vol * BPS) ** 2, (days, stocks))
     shock = (1.0 - GAP_PERSISTENCE**2) * stationary
-    mean = np.zeros((days, stocks))
-    variance = stationary.copy()
     means = np.full(mid.shape, np.nan)
-    sds = np.full(mid.shape, np.nan)
-    for t in range(steps):
+    variances = np.full(mid.shape, np.nan)
+    if track is not None and start:
+        means[:, :start] = track.mean[None, :start]
+        variances[:, :start] = track.variance[None, :start]
+        mean, variance = means[:, start - 1].copy(), variances[:, start - 1].copy()
+    else:
+        mean, variance = np.zeros((days, stocks)), stationary.copy()
+    for t in range(start, steps):
+        k = t - start
         if t:
             mean = GAP_PERSISTENCE * mean
             variance = GAP_PERSISTENCE**2 * variance + shock
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             sd = np.sqrt(variance)
-            # beyond the ask: standardised distance of the pin, and the inverse Mills ratio there
-            a = (high[:, t] - mean) / sd
+            # the pin's distance from the estimate in sds, beyond the ask (a) and the bid (b), and the inverse
+            # Mills ratios there: how far the mean of the part beyond the pin lies from the pin
+            a = (high[:, k] - mean) / sd
             mills_a = _SQRT_2_OVER_PI / special.erfcx(a * _SQRT_HALF)
-            b = (mean - low[:, t]) / sd
+            b = (mean - low[:, k]) / sd
             mills_b = _SQRT_2_OVER_PI / special.erfcx(b * _SQRT_HALF)
             mean = np.where(
-                exact[:, t],
+                exact[:, k],
                 reference[:, t],
-                np.where(above[:, t], mean + sd * mills_a, np.where(below[:, t], mean - sd * mills_b, mean)),
+                np.where(above[:, k], mean + sd * mills_a, np.where(below[:, k], mean - sd * mills_b, mean)),
             )
             variance = np.where(
-                exact[:, t],
+                exact[:, k],
                 0.0,
                 np.where(
-                    above[:, t],
+                    above[:, k],
                     variance * np.maximum(1.0 + a * mills_a - mills_a**2, _MIN_SHRINK),
                     np.where(
-                        below[:, t],
+                        below[:, k],
                         variance * np.maximum(1.0 + b * mills_b - mills_b**2, _MIN_SHRINK),
                         variance,
                     ),
                 ),
             )
         means[:, t] = mean
-        sds[:, t] = np.sqrt(variance)
+        variances[:, t] = variance
+    if track is not None:
+        track.mean[start:steps] = means[0, start:]
+        track.variance[start:steps] = variances[0, start:]
+        track.done = steps
     missing = np.isnan(reference)
     means[missing] = np.nan
+    sds = np.sqrt(variances)
     sds[missing] = np.nan
     return means, sds
 
@@ -786,6 +815,7 @@ class SnapshotFeaturizer:
         self.n_stocks = n_stocks
         self._stats = stats_arrays(self._stats_source, n_stocks)
         self._weights = _index_weights(n_stocks)
+        self._gap = GapTrack(n_stocks)
         old = getattr(self, "_history", None)
         self._history = {c: np.full((SNAPSHOTS_PER_DAY, n_stocks), np.nan) for c in _INPUTS}
         if old is not None:
@@ -795,6 +825,7 @@ class SnapshotFeaturizer:
     def reset(self, date_id: int | None = None) -> None:
         """Forget the day's snapshots (a new day starts)."""
         self._date_id = date_id
+        self._gap.done = 0
         for values in self._history.values():
             values.fill(np.nan)
 
@@ -819,6 +850,7 @@ class SnapshotFeaturizer:
         if int(stocks.max()) >= self.n_stocks:
             self._resize(int(stocks.max()) + 1)
         step = second // SECONDS_STEP
+        self._gap.forget_from(step)
         current: dict[str, np.ndarray] = {}
         for column in _INPUTS:
             line = self._history[column][step]
@@ -836,7 +868,7 @@ class SnapshotFeaturizer:
         if "day_fit" in self.names:
             # the day up to this second, as a one-day cube
             day_cube = {column: self._history[column][None, : step + 1] for column in _DAY_FIT_INPUTS}
-            for name, values in _day_fit(day_cube, self._stats, self._weights, True).items():
+            for name, values in _day_fit(day_cube, self._stats, self._weights, True, self._gap).items():
                 features[name] = values[0]
         return _matrix(features, self.names, (np.zeros(len(stocks), dtype=np.int64), stocks))
 

@@ -211,3 +211,76 @@ def test_a_market_of_30_stocks_streams_the_same_bits_as_its_whole_days() -> None
     for _, snapshot in rows.groupby(["date_id", "seconds_in_bucket"], sort=True):
         streamed[snapshot.index.to_numpy()] = featurizer.add_matrix(snapshot)
     assert _same(whole, streamed).all()
+
+
+def test_the_clearing_gap_filter_tracks_the_hidden_clearing_price() -> None:
+    """Given 10 days of 200 stocks whose hidden clearing gap (clearing price minus mid) the simulator keeps, when
+    the features are computed, then where the reference price is not pinned at the bid or the ask the estimate
+    is the reference's own gap with no uncertainty; pinned at the ask it lies above the ask (at the bid, below
+    the bid) with some; and over all rows it follows the hidden gap more closely than the reference's gap does."""
+    from closecast_tools.market.simulate import simulate_block
+
+    date_ids = np.arange(40, 50)
+    block = simulate_block(4, date_ids)
+    present = np.broadcast_to(block.present[:, None, :], (10, 55, 200))
+    day, step, stock = np.nonzero(present)
+    cube = {
+        "bid_price": block.bid, "ask_price": block.ask, "wap": block.wap, "reference_price": block.reference,
+        "far_price": block.far, "near_price": block.near, "matched_size": block.matched,
+        "imbalance_size": block.imbalance, "imbalance_buy_sell_flag": block.flag,
+        "bid_size": block.bid_size, "ask_size": block.ask_size,
+    }  # fmt: skip
+    rows = pd.DataFrame({name: values[day, step, stock] for name, values in cube.items()})
+    rows["date_id"], rows["seconds_in_bucket"], rows["stock_id"] = date_ids[day], step * 10, stock
+    rows["target"] = block.target[day, step, stock]
+    features = day_features(rows, "full", learn_stats(rows))
+    estimate = features["clearing_gap"].to_numpy()
+    sd = features["clearing_gap_sd"].to_numpy()
+    mid = (rows["bid_price"] + rows["ask_price"]).to_numpy() / 2.0
+    ref_gap = (rows["reference_price"].to_numpy() / mid - 1.0) * 1e4
+    hidden = block.internals["cubes"]["gap"][day, step, stock] / mid * 1e4
+    at_ask = (rows["reference_price"] == rows["ask_price"]).to_numpy()
+    at_bid = (rows["reference_price"] == rows["bid_price"]).to_numpy()
+    free = ~at_ask & ~at_bid
+    assert 0.2 < free.mean() < 0.6 and at_ask.any() and at_bid.any()
+    assert np.allclose(estimate[free], ref_gap[free], rtol=0, atol=1e-4) and (sd[free] == 0).all()
+    assert (estimate[at_ask] > ref_gap[at_ask]).all() and (estimate[at_bid] < ref_gap[at_bid]).all()
+    assert (sd[~free] > 0).all()
+    filtered = np.corrcoef(estimate, hidden)[0, 1]
+    raw = np.corrcoef(ref_gap, hidden)[0, 1]
+    assert filtered > raw + 0.15, (filtered, raw)
+
+
+def test_the_imbalance_unit_measures_each_stocks_response_better_than_its_volatility() -> None:
+    """Given 60 days of 200 stocks, whose prices answer the auction imbalance in units of each stock's base
+    volatility (the simulator's own), when the per-stock statistics are learnt, then the imbalance unit follows
+    that base volatility more closely than the volatility measured from the stock's mid moves, which also carries
+    the stock's drifting volatility of the days seen."""
+    from closecast_tools.market.generate import simulate_frame
+    from closecast_tools.market.regimes import stock_constants
+
+    frame, _ = simulate_frame(6, np.arange(60), 200, MarketParams())
+    stats = learn_stats(frame)
+    base = np.log(stock_constants(6, MarketParams()).vol)
+    unit = np.log(np.array(stats["stock_imb_unit"], dtype=np.float64))
+    vol = np.log(np.array(stats["stock_vol"], dtype=np.float64))
+    assert np.corrcoef(unit, base)[0, 1] > np.corrcoef(vol, base)[0, 1] + 0.01
+
+
+def test_a_late_snapshot_is_taken_into_the_day_from_its_second_on(market: pd.DataFrame) -> None:
+    """Given a day streamed without its snapshot at second 100, when that snapshot arrives after second 300 and
+    the snapshots from 110 on are sent again, then those get the whole day's features bit for bit (the
+    streamed state, the clearing-gap filter's included, is recomputed from the late second on)."""
+    rows = market[market["date_id"] == 5].reset_index(drop=True)
+    stats = learn_stats(market)
+    whole = day_features(rows, "full", stats).to_numpy()
+    featurizer = SnapshotFeaturizer("full", stats)
+    snapshots = dict(list(rows.groupby("seconds_in_bucket", sort=True)))
+    for second, snapshot in snapshots.items():
+        if second != 100:
+            featurizer.add_matrix(snapshot)
+    featurizer.add_matrix(snapshots[100])
+    for second, snapshot in snapshots.items():
+        if second > 100:
+            index = snapshot.index.to_numpy()
+            assert _same(featurizer.add_matrix(snapshot), whole[index]).all(), second
