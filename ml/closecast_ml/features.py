@@ -14,9 +14,11 @@ Sets (named and versioned; a model stores its set's name, version and column lis
 * `full`: the seed's 29, plus imbalance ratios over size pairs and price/size triplets, the book's mid, spread
   and gaps, changes over the last 1-6 snapshots of the same stock and day, deviations from the index-weighted
   cross-section at the same second, time groups, and per-stock statistics learned at training time
-  (`learn_stats`, stored with the model) with signals scaled by them; and (version 3) the day's own fit: the
+  (`learn_stats`, stored with the model) with signals scaled by them; the day's own fit (version 3): the
   strengths of five signals estimated that day from the targets already come true, and each row's signals times
-  them (`_day_fit`), so that a model knows what drives today's market as well as what drove the days it learnt.
+  them (`_day_fit`), so that a model knows what drives today's market as well as what drove the days it learnt;
+  and (version 4) the clearing price tracked through the reference price's pins to the book (`_clearing_gap`),
+  the stocks' volatility from mid-price moves, and each stock's own unit of response to its imbalance.
 
 Never `row_id`, `time_id`, `date_id` or `target`.
 """
@@ -94,8 +96,7 @@ STAT_NAMES: tuple[str, ...] = (
     "stock_imb_unit",
 )
 # the day's own fit: the signals whose strengths the market changes from day to day (book pressure, auction
-# imbalance, order flow, the stock's move against the index, the reference price's gap to the mid, and where the
-# reference is pinned at the bid or the ask, the side it is pinned at times the stock's volatility), regressed on
+# imbalance, order flow, the stock's move against the index, the clearing price's gap to the mid), regressed on
 # the targets that have already come true that day (a snapshot's target is known 6 snapshots later)
 DAY_FIT_SIGNALS: tuple[str, ...] = ("book", "imb", "flow", "move", "gap")
 # the horizons (in snapshots) of the moves regressed, and the suffix of their feature names: the target's own (60 s),
@@ -193,8 +194,9 @@ def feature_names(feature_set: str) -> list[str]:
 
 def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     """Per-stock statistics of the training rows, indexed by stock_id (None where a stock has none):
-    volatility of 10-second mid-price moves (the WAP adds the book's noise), standard deviation of the target, median relative spread, median
-    matched size. JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
+    volatility of 10-second mid-price moves (the WAP's would add the book's noise), standard deviation of the
+    target, median relative spread, median matched size, and the unit of the stock's response to its auction
+    imbalance (`_imbalance_unit`). JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
     if rows.empty:
         return {name: [] for name in STAT_NAMES}
     stock = rows["stock_id"].to_numpy(dtype=np.int64)
@@ -217,8 +219,8 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     ).sort_values(["stock_id", "date_id", "seconds"], kind="stable")
     same = (frame["stock_id"].diff() == 0) & (frame["date_id"].diff() == 0)
     frame["ret"] = np.where(same, frame["mid"] / frame["mid"].shift(1) - 1.0, np.nan)
-    # the imbalance in units of the market's typical |imbalance| at that second (every stock alike), and the
-    # products of the stock's slope of its targets on it
+    # the imbalance in units of the typical |imbalance| of all stocks at that second, and the sums of products
+    # that make each stock's least-squares slope of its targets on it
     typical = frame["imb"].abs().groupby([frame["date_id"], frame["seconds"]]).transform("mean")
     x = _ratio(frame["imb"].to_numpy(), typical.to_numpy())
     y = frame["target"].to_numpy()
@@ -341,9 +343,10 @@ def _day_fit(
     """The day-fit features of every (day, second, stock) of (D, T, S) cubes of the raw columns (T <= 55).
 
     What moves prices comes from a few signals whose strengths change from day to day: the book pressure (wap
-    over mid), the auction imbalance and its decaying order flow (in units of the market's typical |imbalance|
-    at that second, times the stock's volatility), the stock's decaying move against the index, and the
-    reference price's gap to the mid. At second t every move of the same day that ended by t is known, so the
+    over mid), the auction imbalance and its decaying order flow (in units of the typical |imbalance| of all
+    stocks at that second, times the stock's imbalance unit `stock_imb_unit`), the stock's decaying move against
+    the index, and the clearing price's gap to the mid (`_clearing_gap`, also the features `clearing_gap` and
+    `clearing_gap_sd`). At second t every move of the same day that ended by t is known, so the
     day's strengths can be estimated as it goes: for each horizon h of `DAY_FIT_HORIZONS`, a ridge regression,
     over all stocks and the seconds up to t - 10h, of the realised index-relative h-step move of the WAP (bps,
     the target's own definition at h = 6) on the signals (bps). `day_beta{suffix}_<signal>` are the estimates
@@ -354,9 +357,8 @@ def _day_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         mid = (cube["ask_price"] + cube["bid_price"]) * 0.5
         imb = _ratio(cube["imbalance_buy_sell_flag"] * cube["imbalance_size"], cube["matched_size"])
-        scale = _xs_mean(
-            np.abs(imb), np.ones_like(weights)
-        )  # every stock alike: steadier than the index's few
+        # every stock alike (not index-weighted): steadier than the mean over the index's few heavy stocks
+        scale = _xs_mean(np.abs(imb), np.ones_like(weights))
         unit = np.broadcast_to(stats["stock_imb_unit"], mid.shape)
         log_mid = np.log(mid)
         flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)
