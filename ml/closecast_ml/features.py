@@ -196,7 +196,8 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     """Per-stock statistics of the training rows, indexed by stock_id (None where a stock has none):
     volatility of 10-second mid-price moves (the WAP's would add the book's noise), standard deviation of the
     target, median relative spread, median matched size, and the unit of the stock's response to its auction
-    imbalance (`_imbalance_unit`). JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
+    imbalance (`_imbalance_unit`); and, not per stock, `imbalance_by_second`: the mean |imbalance / matched| of
+    each second of the auction over all rows (55 values). JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
     if rows.empty:
         return {name: [] for name in STAT_NAMES}
     stock = rows["stock_id"].to_numpy(dtype=np.int64)
@@ -240,10 +241,16 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     table["stock_imb_unit"] = _imbalance_unit(
         table["stock_vol"].to_numpy(dtype=np.float64), _ratio(sums["xy"].to_numpy(), sums["xx"].to_numpy())
     )
-    return {
+    out = {
         name: [None if not np.isfinite(v) else float(v) for v in table[name].to_numpy(dtype=np.float64)]
         for name in STAT_NAMES
     }
+    profile = frame["imb"].abs().groupby(frame["seconds"] // SECONDS_STEP).mean()
+    profile = profile.reindex(pd.RangeIndex(SNAPSHOTS_PER_DAY))
+    out["imbalance_by_second"] = [
+        None if not np.isfinite(v) else float(v) for v in profile.to_numpy(dtype=np.float64)
+    ]
+    return out
 
 
 def _imbalance_unit(vol: np.ndarray, slope: np.ndarray) -> np.ndarray:
@@ -268,6 +275,11 @@ def stats_arrays(stats: Mapping[str, Sequence[float | None]] | None, n_stocks: i
         if known:
             values[: len(known)] = np.array([np.nan if v is None else v for v in known], dtype=np.float64)
         out[name] = values
+    profile = np.full(SNAPSHOTS_PER_DAY, np.nan)
+    known = list((stats or {}).get("imbalance_by_second", []))[:SNAPSHOTS_PER_DAY]
+    if known:
+        profile[: len(known)] = np.array([np.nan if v is None else v for v in known], dtype=np.float64)
+    out["imbalance_by_second"] = profile
     return out
 
 
@@ -343,8 +355,8 @@ def _day_fit(
     """The day-fit features of every (day, second, stock) of (D, T, S) cubes of the raw columns (T <= 55).
 
     What moves prices comes from a few signals whose strengths change from day to day: the book pressure (wap
-    over mid), the auction imbalance and its decaying order flow (in units of the typical |imbalance| of all
-    stocks at that second, times the stock's imbalance unit `stock_imb_unit`), the stock's decaying move against
+    over mid), the auction imbalance and its decaying order flow (in units of the typical |imbalance| at that
+    second of the auction, learnt with the statistics, times the stock's imbalance unit `stock_imb_unit`), the stock's decaying move against
     the index, and the clearing price's gap to the mid (`_clearing_gap`, also the features `clearing_gap` and
     `clearing_gap_sd`). At second t every move of the same day that ended by t is known, so the
     day's strengths can be estimated as it goes: for each horizon h of `DAY_FIT_HORIZONS`, a ridge regression,
@@ -357,8 +369,11 @@ def _day_fit(
     with np.errstate(divide="ignore", invalid="ignore"):
         mid = (cube["ask_price"] + cube["bid_price"]) * 0.5
         imb = _ratio(cube["imbalance_buy_sell_flag"] * cube["imbalance_size"], cube["matched_size"])
-        # every stock alike (not index-weighted): steadier than the mean over the index's few heavy stocks
-        scale = _xs_mean(np.abs(imb), np.ones_like(weights))
+        # the typical |imbalance| at each second: learnt over the training days, which is steadier than one
+        # day's cross-section; without it, the mean over the stocks at that second (every stock alike, steadier
+        # than the mean over the index's few heavy stocks)
+        profile = stats["imbalance_by_second"][: mid.shape[1]][None, :, None]
+        scale = np.where(np.isfinite(profile), profile, _xs_mean(np.abs(imb), np.ones_like(weights)))
         unit = np.broadcast_to(stats["stock_imb_unit"], mid.shape)
         log_mid = np.log(mid)
         flow = _decaying_sum(_ratio(imb - _shifted(imb, 1), scale), imb)

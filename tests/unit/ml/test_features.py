@@ -284,3 +284,21 @@ def test_a_late_snapshot_is_taken_into_the_day_from_its_second_on(market: pd.Dat
         if second > 100:
             index = snapshot.index.to_numpy()
             assert _same(featurizer.add_matrix(snapshot), whole[index]).all(), second
+
+
+def test_the_typical_imbalance_of_each_second_is_learnt_with_the_stock_statistics(
+    market: pd.DataFrame,
+) -> None:
+    """Given 8 days of 40 stocks, when the statistics are learnt, then they hold the mean |imbalance / matched|
+    of every second of the auction over all the rows of that second (55 values), which the day fit divides the
+    imbalance by; the synthetic auction's imbalance shrinks against the matched size as the close nears, and so
+    does the profile."""
+    stats = learn_stats(market)
+    profile = np.array(stats["imbalance_by_second"], dtype=np.float64)
+    assert profile.shape == (55,) and np.isfinite(profile).all()
+    size = (market["imbalance_size"] / market["matched_size"]).abs()
+    for second in (0, 270, 540):
+        assert profile[second // 10] == pytest.approx(
+            size[market["seconds_in_bucket"] == second].mean(), rel=1e-12
+        )
+    assert profile[:6].mean() > 2.0 * profile[-6:].mean()
