@@ -119,6 +119,8 @@ DAY_FIT_FEATURES: tuple[str, ...] = (
 # of the stock's volatility (the estimates change little with either: 0.8-0.9 and 1.2-1.8 score alike)
 GAP_PERSISTENCE = 0.85
 GAP_SD_IN_VOL = 1.5
+# a stock's measured response to its imbalance counts only over this many training rows (10 days of snapshots)
+UNIT_MIN_ROWS = 550
 DAY_FIT_PRIOR_ROWS = 200.0  # the ridge: as many rows again of "no effect" (one snapshot's worth)
 DAY_FIT_MIN_ROWS = 100  # fewer moves come true than this: no estimate (NaN)
 CROSS_SECTION: tuple[str, ...] = (
@@ -199,7 +201,7 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     imbalance (`_imbalance_unit`); and, not per stock, `imbalance_by_second`: the mean |imbalance / matched| of
     each second of the auction over all rows (55 values). JSON-ready: stored in the model's metadata and read back by `stats_arrays`."""
     if rows.empty:
-        return {name: [] for name in STAT_NAMES}
+        return {**{name: [] for name in STAT_NAMES}, "imbalance_by_second": []}
     stock = rows["stock_id"].to_numpy(dtype=np.int64)
     n = int(stock.max()) + 1
     frame = pd.DataFrame(
@@ -218,7 +220,11 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
             ),
         }
     ).sort_values(["stock_id", "date_id", "seconds"], kind="stable")
-    same = (frame["stock_id"].diff() == 0) & (frame["date_id"].diff() == 0)
+    same = (
+        (frame["stock_id"].diff() == 0)
+        & (frame["date_id"].diff() == 0)
+        & (frame["seconds"].diff() == SECONDS_STEP)  # 10-second moves only: sampled rows leave gaps
+    )
     frame["ret"] = np.where(same, frame["mid"] / frame["mid"].shift(1) - 1.0, np.nan)
     # the imbalance in units of the typical |imbalance| of all stocks at that second, and the sums of products
     # that make each stock's least-squares slope of its targets on it
@@ -228,6 +234,7 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
     both = np.isfinite(x) & np.isfinite(y)
     frame["xy"] = np.where(both, x * y, 0.0)
     frame["xx"] = np.where(both, x * x, 0.0)
+    frame["n"] = both
     grouped = frame.groupby("stock_id")
     table = pd.DataFrame(
         {
@@ -237,10 +244,12 @@ def learn_stats(rows: pd.DataFrame) -> dict[str, list[float | None]]:
             "stock_matched": grouped["matched"].median(),
         }
     ).reindex(pd.RangeIndex(n))
-    sums = grouped[["xy", "xx"]].sum().reindex(pd.RangeIndex(n))
-    table["stock_imb_unit"] = _imbalance_unit(
-        table["stock_vol"].to_numpy(dtype=np.float64), _ratio(sums["xy"].to_numpy(), sums["xx"].to_numpy())
-    )
+    sums = grouped[["xy", "xx", "n"]].sum().reindex(pd.RangeIndex(n))
+    slope = _ratio(sums["xy"].to_numpy(), sums["xx"].to_numpy())
+    slope[~(sums["n"].to_numpy(dtype=np.float64) >= UNIT_MIN_ROWS)] = (
+        np.nan
+    )  # too few rows: the volatility alone
+    table["stock_imb_unit"] = _imbalance_unit(table["stock_vol"].to_numpy(dtype=np.float64), slope)
     out = {
         name: [None if not np.isfinite(v) else float(v) for v in table[name].to_numpy(dtype=np.float64)]
         for name in STAT_NAMES
@@ -439,7 +448,8 @@ def _clearing_gap(
     bid: at or below). The gap is tracked as a persistent quantity (`GAP_PERSISTENCE` per snapshot, typical size
     `GAP_SD_IN_VOL` times the stock's volatility) with a Gaussian filter: between snapshots the estimate decays
     and its variance grows; an exact reference sets it; a pinned one keeps the filter's distribution beyond the
-    pin (the truncated normal's mean and variance). A missing row only advances the filter. Elementwise over the
+    pin (the truncated normal's mean and variance). A missing row, one without both sides of its book, or a
+    locked book (bid == ask) only advances the filter. Elementwise over the
     stocks and in time order, so a day gives the same bits whole or cut at its second t. `track` (one day): start
     from its states, and leave the new ones in it."""
     days, steps, stocks = mid.shape
@@ -451,9 +461,12 @@ def _clearing_gap(
         high = (_ratio(cube["ask_price"][:, later], mid[:, later]) - 1.0) * BPS
     at_ask = cube["reference_price"][:, later] == cube["ask_price"][:, later]
     at_bid = cube["reference_price"][:, later] == cube["bid_price"][:, later]
-    above = at_ask & ~at_bid
-    below = at_bid & ~at_ask
-    exact = np.isfinite(reference[:, later]) & ~above & ~below
+    # a row says something only with its reference and both sides of its book; a reference equal to both (a
+    # locked book) is pinned whatever the clearing price is, so it says nothing either: such rows only advance
+    seen = np.isfinite(reference[:, later]) & np.isfinite(low) & np.isfinite(high)
+    above = seen & at_ask & ~at_bid
+    below = seen & at_bid & ~at_ask
+    exact = seen & ~at_ask & ~at_bid
     stationary = np.broadcast_to((GAP_SD_IN_VOL * stock_vol * BPS) ** 2, (days, stocks))
     shock = (1.0 - GAP_PERSISTENCE**2) * stationary
     means = np.full(mid.shape, np.nan)

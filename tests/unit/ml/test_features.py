@@ -11,8 +11,11 @@ from closecast_ml.features import (
     DAY_FIT_HORIZONS,
     DAY_FIT_SIGNALS,
     FEATURE_SETS,
+    GAP_PERSISTENCE,
+    GAP_SD_IN_VOL,
     SnapshotFeaturizer,
     UnknownFeatureSet,
+    _clearing_gap,
     day_features,
     feature_names,
     learn_stats,
@@ -268,8 +271,8 @@ def test_the_imbalance_unit_measures_each_stocks_response_better_than_its_volati
 
 
 def test_a_late_snapshot_is_taken_into_the_day_from_its_second_on(market: pd.DataFrame) -> None:
-    """Given a day streamed without its snapshot at second 100, when that snapshot arrives after second 300 and
-    the snapshots from 110 on are sent again, then those get the whole day's features bit for bit (the
+    """Given a day streamed without its snapshot at second 100, when that snapshot arrives after the day's last
+    and the snapshots from 110 on are sent again, then those get the whole day's features bit for bit (the
     streamed state, the clearing-gap filter's included, is recomputed from the late second on)."""
     rows = market[market["date_id"] == 5].reset_index(drop=True)
     stats = learn_stats(market)
@@ -302,3 +305,60 @@ def test_the_typical_imbalance_of_each_second_is_learnt_with_the_stock_statistic
             size[market["seconds_in_bucket"] == second].mean(), rel=1e-12
         )
     assert profile[:6].mean() > 2.0 * profile[-6:].mean()
+
+
+def test_each_kind_of_reference_moves_the_clearing_gap_as_the_filter_says() -> None:
+    """Given five stocks with a book of 2 bps either side of the mid and a volatility of 3 bps, whose reference at
+    the first second is pinned at the ask, pinned at the bid, inside the book, equal to a locked book's bid and
+    ask, and (fifth) inside the book, when the filter runs three seconds (the fifth stock's second row has no
+    bid, its third a locked book; the fourth's second is pinned at the ask), then: the pinned rows hold the mean and sd of the prior truncated at
+    the pin; the inside row holds the reference's gap with sd 0; the locked book and the row without a bid say
+    nothing: the filter only decays the estimate and widens its sd."""
+    from scipy.stats import truncnorm
+
+    half, vol = 2e-4, 3e-4
+    bid = np.full((1, 3, 5), 1.0 - half)
+    ask = np.full((1, 3, 5), 1.0 + half)
+    reference = np.full((1, 3, 5), 1.0 + 0.5e-4)  # inside the book unless set below
+    reference[0, 0, :2] = [1.0 + half, 1.0 - half]  # pinned at the ask, at the bid
+    bid[0, 0, 3] = ask[0, 0, 3] = reference[0, 0, 3] = 1.0  # a locked book
+    reference[0, 1, 3] = ask[0, 1, 3]
+    bid[0, 1, 4] = np.nan
+    bid[0, 2, 4] = ask[0, 2, 4] = reference[0, 2, 4] = 1.0  # then a locked book, which says nothing either
+    cube = {"bid_price": bid, "ask_price": ask, "reference_price": reference}
+    mid = (bid + ask) / 2.0
+    means, sds = _clearing_gap(cube, mid, np.full(5, vol))
+
+    prior = GAP_SD_IN_VOL * vol * 1e4  # bps
+    above = truncnorm(half * 1e4 / prior, np.inf, loc=0.0, scale=prior)
+    below = truncnorm(-np.inf, -half * 1e4 / prior, loc=0.0, scale=prior)
+    assert means[0, 0, 0] == pytest.approx(above.mean(), rel=1e-9) and sds[0, 0, 0] == pytest.approx(
+        above.std()
+    )
+    assert means[0, 0, 1] == pytest.approx(below.mean(), rel=1e-9) and sds[0, 0, 1] == pytest.approx(
+        below.std()
+    )
+    assert means[0, 0, 2] == pytest.approx(0.5) and sds[0, 0, 2] == 0.0
+    assert means[0, 0, 3] == 0.0 and sds[0, 0, 3] == pytest.approx(prior)  # the locked book: the prior
+    # the second second: the row without a bid is missing (NaN), and the filter only advanced under it
+    assert np.isnan(means[0, 1, 4]) and means[0, 2, 4] == pytest.approx(0.5 * GAP_PERSISTENCE**2)
+    shock = (1.0 - GAP_PERSISTENCE**2) * prior**2
+    assert sds[0, 2, 4] == pytest.approx(np.sqrt(GAP_PERSISTENCE**2 * shock + shock))
+    assert means[0, 1, 3] > half * 1e4  # after the locked book, a pin at the ask still says "beyond the ask"
+
+
+def test_the_day_fit_measures_the_imbalance_in_units_of_the_learnt_profile(market: pd.DataFrame) -> None:
+    """Given a day and the statistics, when the day fit is computed again with the learnt typical imbalance of
+    every second doubled, then the imbalance and order-flow signals halve, so their estimated strengths double
+    while the other estimates and each row's fitted move stay the same (the ridge is scale-free)."""
+    rows = market[market["date_id"] == 6].reset_index(drop=True)
+    stats = learn_stats(market)
+    doubled = {**stats, "imbalance_by_second": [2.0 * v for v in stats["imbalance_by_second"]]}
+    names = ["day_beta_imb", "day_beta_flow", "day_beta_book", "day_beta_gap", "day_fit"]
+    base = day_features(rows, "full", stats)[names].to_numpy(dtype=np.float64)
+    other = day_features(rows, "full", doubled)[names].to_numpy(dtype=np.float64)
+    known = np.isfinite(base).all(axis=1)
+    assert known.sum() > 1000
+    factor = np.array([2.0, 2.0, 1.0, 1.0, 1.0])
+    assert np.allclose(other[known], base[known] * factor, rtol=1e-3, atol=1e-6)
+    assert not np.allclose(other[known, 0], base[known, 0], rtol=0.1)
